@@ -1,0 +1,120 @@
+"""VAE models for 28×28 images: an MLP VAE (784-400-z) and a conv VAE (seed 003).
+
+Encoders return (μ, log σ²); decoders return logits (N, 1, 28, 28): apply ``torch.sigmoid`` for
+pixel probabilities. Any latent size.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .errors import InputError
+
+
+class VAE(nn.Module):
+    """Shared VAE behaviour: reparameterised forward pass, reconstruction from μ, prior samples."""
+
+    arch = "base"
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, μ, log σ²) with z = μ + σ·ε, ε ~ N(0, I)."""
+        mu, logvar = self.encode(x)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return self.decode(mu + torch.exp(0.5 * logvar) * eps), mu, logvar
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities decoded from the posterior mean μ (no sampling)."""
+        return torch.sigmoid(self.decode(self.encode(x)[0]))
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities for latent codes ``z``."""
+        return torch.sigmoid(self.decode(z.to(self.device)))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
+        """``n`` images decoded from z ~ N(0, scale² I)."""
+        z = torch.randn(n, self.latent_dim, generator=generator, device=generator.device if generator else "cpu")
+        return self.generate(scale * z)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def config(self) -> dict:
+        """What ``build_model`` needs to rebuild this model."""
+        return {"arch": self.arch, "latent_dim": self.latent_dim}
+
+
+class MLPVAE(VAE):
+    """Linear(784→hidden) ReLU → (μ, log σ²); Linear(z→hidden) ReLU → Linear(hidden→784) logits."""
+
+    arch = "mlp"
+
+    def __init__(self, latent_dim: int = 2, hidden: int = 400):
+        super().__init__()
+        self.latent_dim, self.hidden = latent_dim, hidden
+        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU())
+        self.enc_mu = nn.Linear(hidden, latent_dim)
+        self.enc_logvar = nn.Linear(hidden, latent_dim)
+        self.dec = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 784))
+
+    def encode(self, x):
+        h = self.enc(x)
+        return self.enc_mu(h), self.enc_logvar(h)
+
+    def decode(self, z):
+        return self.dec(z).view(-1, 1, 28, 28)
+
+    def config(self) -> dict:
+        return {**super().config(), "hidden": self.hidden}
+
+
+class ConvVAE(VAE):
+    """Seed 003's conv VAE: two stride-2 3×3 convs with batch norm (32, 64 channels) → (μ, log σ²);
+    Linear → 64×7×7 → two stride-2 4×4 transposed convs (BN + ReLU between) → logits."""
+
+    arch = "conv"
+
+    def __init__(self, latent_dim: int = 16):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.enc = nn.Sequential(
+            nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.enc_mu = nn.Linear(64 * 7 * 7, latent_dim)
+        self.enc_logvar = nn.Linear(64 * 7 * 7, latent_dim)
+        self.dec_fc = nn.Linear(latent_dim, 64 * 7 * 7)
+        self.dec = nn.Sequential(
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1),
+        )
+
+    def encode(self, x):
+        h = self.enc(x)
+        return self.enc_mu(h), self.enc_logvar(h)
+
+    def decode(self, z):
+        return self.dec(self.dec_fc(z).view(-1, 64, 7, 7))
+
+
+ARCHS = {"mlp": MLPVAE, "conv": ConvVAE}
+
+
+def build_model(arch: str, latent_dim: int, **kwargs) -> VAE:
+    """A fresh model of architecture ``arch`` ("mlp" or "conv")."""
+    if arch not in ARCHS:
+        raise InputError(f"architecture {arch!r}: unknown; expected one of {sorted(ARCHS)}")
+    if int(latent_dim) < 1:
+        raise InputError(f"latent_dim {latent_dim}: expected a positive integer")
+    return ARCHS[arch](int(latent_dim), **kwargs)
