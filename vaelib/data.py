@@ -439,6 +439,27 @@ def take(ds: ImageSet, n: int | None, seed: int = 0) -> ImageSet:
     return keep
 
 
+def per_class(ds: ImageSet, n: int, seed: int = 0) -> ImageSet:
+    """``n`` images of each class present (a seeded random choice), ordered by class."""
+    gen = np.random.default_rng(seed)
+    labels = ds.labels.numpy()
+    idx = [gen.choice(np.flatnonzero(labels == c), min(n, int((labels == c).sum())), replace=False)
+           for c in np.unique(labels)]
+    return ds.subset(np.concatenate(idx))
+
+
+def count_table(splits: dict[str, ImageSet]):
+    """A pandas DataFrame of images per class (rows) and split (columns), with a total row."""
+    import pandas as pd
+
+    first = next(iter(splits.values()))
+    df = pd.DataFrame({name: [s.class_counts().get(c, 0) for c in first.classes] for name, s in splits.items()},
+                      index=pd.Index(first.classes, name="class"))
+    df = df[(df != 0).any(axis=1)]
+    df.loc["total"] = df.sum()
+    return df
+
+
 def to_float(images: torch.Tensor, device: str | torch.device | None = None) -> torch.Tensor:
     """uint8 N×28×28 → float32 N×1×28×28 in [0, 1] (on ``device``)."""
     x = images.to(device) if device is not None else images

@@ -35,6 +35,16 @@ class VAE(nn.Module):
         return torch.sigmoid(self.decode(self.encode(x)[0]))
 
     @torch.no_grad()
+    def latents(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Posterior means μ of ``x`` (float N×1×28×28), batched, returned on the CPU."""
+        was_training = self.training
+        self.eval()
+        out = torch.cat([self.encode(x[i:i + batch_size].to(self.device))[0].cpu()
+                         for i in range(0, len(x), batch_size)])
+        self.train(was_training)
+        return out
+
+    @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Pixel probabilities for latent codes ``z``."""
         return torch.sigmoid(self.decode(z.to(self.device)))
