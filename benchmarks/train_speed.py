@@ -1,0 +1,103 @@
+"""One epoch of the MLP VAE on Fashion-MNIST's 60,000 training images, two ways, in one run:
+
+1. ``vaelib.train.fit``: the whole tensor on the device, one permutation per epoch, slices as batches;
+2. the way pytorch/examples' VAE feeds data: a per-item ``Dataset`` (uint8 → float tensor per image)
+   behind a ``DataLoader`` (batch 128, shuffle, default workers), same model, loss and optimiser.
+
+Prints both times, their ratio, and the achieved FLOP/s of each as a fraction of a dense matmul
+measured in the same run. Not a test: the numbers depend on the machine and its load.
+Usage: python benchmarks/train_speed.py [--epochs-per-timing 1] [--repeats 2]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vaelib.data import load_dataset, to_float
+from vaelib.losses import elbo_terms
+from vaelib.models import MLPVAE
+from vaelib.seeding import seed_everything
+from vaelib.train import fit
+
+BATCH = 128
+
+
+class PerItemImages(Dataset):
+    """torchvision-style: one image at a time, converted like ``transforms.ToTensor()``."""
+
+    def __init__(self, images_u8: np.ndarray):
+        self.images = images_u8
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(self.images[i].astype(np.float32) / 255.0).unsqueeze(0), 0
+
+
+def dataloader_epoch(model: torch.nn.Module, images_u8: np.ndarray) -> None:
+    """pytorch/examples' VAE training loop (sum-reduced BCE + KL, Adam 1e-3)."""
+    loader = DataLoader(PerItemImages(images_u8), batch_size=BATCH, shuffle=True)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for x, _ in loader:
+        logits, mu, logvar = model(x)
+        loss = elbo_terms(logits, x, mu, logvar)["total"].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def vaelib_epoch(model: torch.nn.Module, x: torch.Tensor) -> None:
+    fit(model, x, epochs=1, batch_size=BATCH, seed=0, device="cpu", progress=False)
+
+
+def train_flops_per_image(model: MLPVAE) -> float:
+    """Multiply-adds of the linear layers ×2 (FLOPs), forward + backward ≈ 3× forward."""
+    fwd = sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return 3.0 * fwd
+
+
+def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2, help="timings per method; the fastest is kept")
+    args = ap.parse_args()
+    ds = load_dataset("fashion-mnist", "train")
+    print(f"data: fashion-mnist train, {len(ds):,} images from {ds.provenance['source']}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    x = to_float(ds.images)
+    u8 = ds.images.numpy()
+    times = {"vaelib.fit": [], "DataLoader": []}
+    for _ in range(args.repeats):  # interleaved, so load changes hit both alike
+        seed_everything(0)
+        times["vaelib.fit"].append(_timed(lambda: vaelib_epoch(MLPVAE(2), x)))
+        seed_everything(0)
+        times["DataLoader"].append(_timed(lambda: dataloader_epoch(MLPVAE(2), u8)))
+    peak = matmul_flops_per_s()
+    work = train_flops_per_image(MLPVAE(2)) * len(ds)
+    best = {k: min(v) for k, v in times.items()}
+    for name, t in best.items():
+        print(f"{name:>11}: {t:6.2f} s/epoch  {work / t / 1e9:6.1f} GFLOP/s  "
+              f"= {100 * work / t / peak:5.1f} % of a 2048² matmul ({peak / 1e9:.1f} GFLOP/s)")
+    print(f"speed-up of vaelib.fit over the DataLoader loop: {best['DataLoader'] / best['vaelib.fit']:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
