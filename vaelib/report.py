@@ -76,8 +76,10 @@ def _kernel_env(profile: str, out: Path) -> Iterator[None]:
     """Environment the notebook kernels inherit: profile, output root, and this vaelib on the path."""
     package_parent = str(Path(__file__).resolve().parents[1])
     python_path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    # The inline backend puts figures into the executed notebooks (Agg would leave only text);
+    # progress bars stay out of them (VAELIB_QUIET).
     new = {"VAELIB_PROFILE": profile, "VAELIB_OUT": str(out), "PYTHONPATH": python_path,
-           "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "VAELIB_QUIET": "1"}
     old = {key: os.environ.get(key) for key in new}
     os.environ.update(new)
     try:
