@@ -17,7 +17,16 @@ def vae_runs(profile: str, seed: int = 0, **explicit) -> dict[str, RunConfig]:
         epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=seed, n_train=p.n_train)}
 
 
-CHAPTERS = {"01_vae": vae_runs}
+def gmm_runs(profile: str, seed: int = 0, **explicit) -> dict[str, RunConfig]:
+    """Chapter 06 (seed 000): MLP VAE on MNIST digits 1, 4, 8 (labels unused in training)."""
+    p = resolve("06_gmm", profile, **explicit)
+    return {f"MNIST 1/4/8 MLP VAE (z={p.latent_dim})": RunConfig(
+        name=f"06_gmm-mlp-z{p.latent_dim}", dataset="mnist", classes=(1, 4, 8), arch="mlp",
+        latent_dim=p.latent_dim, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=seed,
+        val_fraction=p.val_fraction, n_train=p.n_train)}
+
+
+CHAPTERS = {"01_vae": vae_runs, "06_gmm": gmm_runs}
 
 
 def all_runs(profile: str, seed: int = 0) -> dict[str, RunConfig]:

