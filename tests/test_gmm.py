@@ -150,8 +150,11 @@ def test_label_efficiency_rows_and_baselines():
     part = df[(df["method"] == "blobs") & (df["k"] == "1")]["f1_macro"]
     assert row["draws"] == 3 and row["per_class"] == 1
     assert row["f1_macro_mean"] == pytest.approx(part.mean()) and row["f1_macro_std"] == pytest.approx(part.std(ddof=0))
-    fig = gmm.label_efficiency_figure(s)
-    assert len(fig.axes[0].get_legend().get_texts()) == 2
+    fig = gmm.label_efficiency_figure(s, draws=df)
+    ax = fig.axes[0]
+    assert len(ax.get_legend().get_texts()) == 2
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5", "all\n(≈12)"]
+    assert sum(len(c.get_offsets()) for c in ax.collections if hasattr(c, "get_offsets")) >= len(df)
 
 
 def test_pca_features_fit_on_train_only():

@@ -511,8 +511,10 @@ def confusion_figure(cm: np.ndarray, names: Sequence[str], title: str | None = N
     return fig
 
 
-def label_efficiency_figure(summary, title: str | None = None, metric: str = "f1_macro"):
-    """Mean ± std of ``metric`` against labelled images per class (log axis; "all" at its mean count)."""
+def label_efficiency_figure(summary, title: str | None = None, metric: str = "f1_macro", draws=None):
+    """Mean ± std of ``metric`` (band clipped to [0, 1]) against labelled images per class; the k
+    values sit at even steps ("all" last, with its mean count per class). ``draws``, the long
+    DataFrame of ``label_efficiency``, adds every draw as a faint dot."""
     import seaborn as sns
     from matplotlib.figure import Figure
 
@@ -521,20 +523,28 @@ def label_efficiency_figure(summary, title: str | None = None, metric: str = "f1
     fig = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
     colors = sns.color_palette(plots.PALETTE, 10)
-    ticks: dict[float, str] = {}
-    for i, (method, part) in enumerate(summary.groupby("method", sort=False)):
-        x = part["per_class"].to_numpy(float)
+    order = summary.drop_duplicates("k").sort_values("per_class", kind="stable")
+    pos = {k: i for i, k in enumerate(order["k"])}
+    labels = [f"all\n(≈{n:.0f})" if k == "all" else str(k) for k, n in zip(order["k"], order["per_class"])]
+    methods = list(dict.fromkeys(summary["method"]))
+    width = 0.5 / max(1, len(methods))
+    for i, method in enumerate(methods):
+        part = summary[summary["method"] == method].sort_values("per_class", kind="stable")
+        shift = (i - (len(methods) - 1) / 2) * width * 0.6
+        x = np.array([pos[k] for k in part["k"]], float) + shift
         mean, std = part[f"{metric}_mean"].to_numpy(float), part[f"{metric}_std"].to_numpy(float)
-        ax.errorbar(x, mean, yerr=std, marker="o", ms=4, capsize=3, color=colors[i], label=method)
-        ax.fill_between(x, mean - std, mean + std, color=colors[i], alpha=0.12, lw=0)
-        for xi, k in zip(x, part["k"]):
-            ticks[float(xi)] = f"all\n(≈{xi:.0f})" if k == "all" else str(k)
-    ax.set_xscale("log")
-    ax.set_xticks(sorted(ticks), [ticks[t] for t in sorted(ticks)])
-    ax.minorticks_off()
+        lo, hi = np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1)
+        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], marker="o", ms=5, capsize=3, color=colors[i], label=method)
+        if draws is not None:
+            d = draws[draws["method"] == method]
+            ax.scatter(np.array([pos[k] for k in d["k"]], float) + shift, d[metric], s=9, color=colors[i],
+                       alpha=0.35, linewidths=0)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    ax.set_ylim(top=1.01)
     ax.set_xlabel("labelled images per class")
-    ax.set_ylabel({"f1_macro": "test macro-F1 (mean ± std over draws)",
-                   "accuracy": "test accuracy (mean ± std over draws)"}.get(metric, metric))
+    ax.set_ylabel({"f1_macro": "test macro-F1", "accuracy": "test accuracy"}.get(metric, metric)
+                  + " (mean ± std; dots: draws)" * (draws is not None) + " (mean ± std)" * (draws is None))
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title)
