@@ -1,0 +1,108 @@
+"""Per-image image-quality metrics, batched in torch (CPU or CUDA).
+
+Images are float tensors of shape (N, 1, H, W) or (N, H, W) with values in
+[0, data_range] (28x28 in this project). Every per-image metric returns an
+(N,) float32 tensor on the input's device; no Python loops over images.
+
+SSIM follows Wang et al. (2004) exactly as scikit-image's
+``structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=1.0)`` computes it: an 11-tap
+Gaussian window (sigma 1.5, truncate 3.5), K1=0.01, K2=0.03, population
+covariance, and the mean of the SSIM map over the valid region (the
+5-pixel border that scikit-image crops is never computed here).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["mse", "psnr", "ssim", "sharpness", "diversity"]
+
+_SSIM_SIGMA = 1.5
+_SSIM_TRUNCATE = 3.5
+_SSIM_K1 = 0.01
+_SSIM_K2 = 0.03
+_LAPLACIAN = [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]
+
+
+def _as_batch(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Return ``x`` as an (N, 1, H, W) floating tensor; raise ValueError otherwise."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name}: got {type(x).__name__}; expected a torch.Tensor")
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise ValueError(f"{name}: shape {tuple(x.shape)}; expected (N, 1, H, W) or (N, H, W)")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: dtype {x.dtype}; expected float images in [0, data_range]")
+    return x
+
+
+def _pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate two image batches of equal shape; return them as (N, 1, H, W)."""
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ValueError("x, y: expected torch.Tensor images")
+    if x.shape != y.shape:
+        raise ValueError(f"shape mismatch: x {tuple(x.shape)} vs y {tuple(y.shape)}; expected equal shapes")
+    return _as_batch(x, "x"), _as_batch(y, "y")
+
+
+def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image -> (N,)."""
+    x, y = _pair(x, y)
+    d = x.double() - y.double()
+    return (d * d).flatten(1).mean(1).float()
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image -> (N,); +inf where the images are equal."""
+    err = mse(x, y).double()
+    val = 10.0 * torch.log10(data_range**2 / err.clamp_min(torch.finfo(torch.float64).tiny))
+    return torch.where(err == 0, torch.full_like(val, math.inf), val).float()
+
+
+def _gaussian_taps(device: torch.device) -> torch.Tensor:
+    """1-D Gaussian kernel as scipy.ndimage builds it (11 taps for sigma 1.5, truncate 3.5)."""
+    radius = int(_SSIM_TRUNCATE * _SSIM_SIGMA + 0.5)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+    g = torch.exp(-0.5 * (t / _SSIM_SIGMA) ** 2)
+    return g / g.sum()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Structural similarity per image -> (N,), matching scikit-image (see module docstring)."""
+    x, y = _pair(x, y)
+    g = _gaussian_taps(x.device)
+    k = g.numel()
+    if x.shape[-1] < k or x.shape[-2] < k:
+        raise ValueError(f"x: shape {tuple(x.shape)}; expected images of at least {k}x{k} pixels for SSIM")
+    x, y = x.double(), y.double()
+    # One batched pass over the five maps; separable window, valid region only.
+    maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    maps = F.conv2d(maps, g.view(1, 1, k, 1).repeat(5, 1, 1, 1), groups=5)
+    maps = F.conv2d(maps, g.view(1, 1, 1, k).repeat(5, 1, 1, 1), groups=5)
+    ux, uy, uxx, uyy, uxy = maps.unbind(1)
+    vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
+    c1 = (_SSIM_K1 * data_range) ** 2
+    c2 = (_SSIM_K2 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1).float()
+
+
+def sharpness(x: torch.Tensor) -> torch.Tensor:
+    """Variance of the 3x3 Laplacian (cv2.Laplacian, ksize=1) over the valid region -> (N,)."""
+    x = _as_batch(x).double()
+    kernel = torch.tensor(_LAPLACIAN, dtype=torch.float64, device=x.device).view(1, 1, 3, 3)
+    lap = F.conv2d(x, kernel).flatten(1)
+    return lap.var(dim=1, unbiased=False).float()
+
+
+def diversity(x: torch.Tensor) -> float:
+    """Mean pairwise Euclidean distance between the flattened images (needs N >= 2)."""
+    x = _as_batch(x)
+    if x.shape[0] < 2:
+        raise ValueError(f"x: shape {tuple(x.shape)}; expected at least 2 images for diversity")
+    return torch.pdist(x.flatten(1).double()).mean().item()
