@@ -498,9 +498,10 @@ def ellipses_figure(z: Any, labels: Any, class_names: Sequence[str], clf: GMMCla
 def confusion_figure(cm: np.ndarray, names: Sequence[str], title: str | None = None):
     """A seaborn heat map of a confusion matrix (rows: true class, columns: predicted), with counts."""
     import seaborn as sns
-    from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(1.2 * len(names) + 2.0, 1.0 * len(names) + 1.4), layout="constrained")
+    from . import plots
+
+    fig = plots.new_figure(figsize=(1.2 * len(names) + 2.0, 1.0 * len(names) + 1.4))
     ax = fig.add_subplot()
     sns.heatmap(np.asarray(cm), annot=True, fmt="d", cmap="Blues", xticklabels=list(names),
                 yticklabels=list(names), cbar=True, square=True, ax=ax)
@@ -516,11 +517,10 @@ def label_efficiency_figure(summary, title: str | None = None, metric: str = "f1
     values sit at even steps ("all" last, with its mean count per class). ``draws``, the long
     DataFrame of ``label_efficiency``, adds every draw as a faint dot."""
     import seaborn as sns
-    from matplotlib.figure import Figure
 
     from . import plots
 
-    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    fig = plots.new_figure(figsize=(7.0, 4.2))
     ax = fig.add_subplot()
     colors = sns.color_palette(plots.PALETTE, 10)
     order = summary.drop_duplicates("k").sort_values("per_class", kind="stable")
