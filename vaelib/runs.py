@@ -22,9 +22,11 @@ from .io import atomic_write, write_json
 from .models import VAE, build_model
 from .paths import runs_dir
 from .seeding import seed_everything
-from .train import SnapshotEvery, evaluate, fit, resolve_device
+from .train import Callback, EvalEachEpoch, SnapshotEvery, evaluate, fit, resolve_device
 
-CACHE_VERSION = 1  # bump when a change in code changes what a stored run would contain
+CACHE_VERSION = 3  # bump when a change in code changes what a stored run would contain
+# 2: n_test, eval_n (per-epoch train/test evaluation); snapshot images in class round-robin order
+# 3: fused Adam
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,10 @@ class RunConfig:
     seed: int = 0
     val_fraction: float = 0.1
     n_train: int | None = None  # stratified subset of the training split (None = all)
+    n_test: int | None = None  # stratified subset of the test split (None = all)
     snapshot_every: int = 0  # optimiser steps between training snapshots (0 = one per epoch)
     snapshot_n: int = 0  # test images encoded (and 8 reconstructed) per snapshot (0 = no snapshots)
+    eval_n: int = 0  # per epoch: −ELBO and MSE/PSNR/SSIM of eval_n fixed train and test images (0 = off)
 
     def __post_init__(self):
         if self.classes is not None:
@@ -85,20 +89,28 @@ def load_run_data(cfg: RunConfig) -> SimpleNamespace:
     if cfg.classes is not None:
         train, test = filter_classes(train, cfg.classes), filter_classes(test, cfg.classes)
     train = take(train, cfg.n_train, seed=cfg.seed)
+    test = take(test, cfg.n_test, seed=cfg.seed)
     train, val = train_val_split(train, cfg.val_fraction, seed=cfg.seed)
     return SimpleNamespace(train=train, val=val, test=test)
 
 
 def snapshot_index(test: ImageSet, n: int) -> list[int]:
-    """The fixed test images followed through training: a class-stratified subset of ``n``."""
+    """The fixed test images followed through training: a class-stratified subset of ``n``, in
+    class round-robin order (so the first few, whose reconstructions are kept, span the classes)."""
     import numpy as np
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(test))
-    if n >= len(test):
+    if n < len(test):
+        strat = None if test.labels is None else test.labels.numpy()
+        idx = np.sort(train_test_split(idx, test_size=n, random_state=0, stratify=strat)[1])
+    if test.labels is None:
         return idx.tolist()
-    strat = None if test.labels is None else test.labels.numpy()
-    return sorted(train_test_split(idx, test_size=n, random_state=0, stratify=strat)[1].tolist())
+    labels = test.labels.numpy()[idx]
+    rank = np.zeros(len(idx), dtype=np.int64)  # position of each image within its class
+    for c in np.unique(labels):
+        rank[labels == c] = np.arange(int((labels == c).sum()))
+    return idx[np.lexsort((labels, rank))].tolist()
 
 
 def cache_key(cfg: RunConfig, data: SimpleNamespace) -> str:
@@ -147,6 +159,32 @@ def _snapshot_fn(x: torch.Tensor):
     return capture
 
 
+class _KeepSnapshots(Callback):
+    """Saves a SnapshotEvery's list beside the checkpoint after each epoch and restores it when
+    training resumes, so an interrupted run still ends with every snapshot."""
+
+    def __init__(self, snap: SnapshotEvery, path: Path):
+        self.snap, self.path = snap, path
+
+    def on_train_begin(self, state):
+        if state.step > 0 and self.path.exists():  # resuming: keep what the checkpoint covers
+            kept = torch.load(self.path, map_location="cpu", weights_only=True)
+            self.snap.snapshots[:0] = [s for s in kept if s["epoch"] <= state.epoch]
+
+    def on_epoch_end(self, state):
+        with atomic_write(self.path) as f:
+            torch.save(self.snap.snapshots, f)
+
+
+def snapshot_callbacks(cfg: RunConfig, data: SimpleNamespace, folder: Path) -> tuple[list[Callback], torch.Tensor]:
+    """The callbacks that take ``cfg``'s training snapshots (the first is the ``SnapshotEvery``),
+    keeping them in ``folder`` across an interrupted training; and the followed test indices."""
+    idx = torch.as_tensor(snapshot_index(data.test, min(cfg.snapshot_n, len(data.test))))
+    snap = SnapshotEvery(cfg.snapshot_every, _snapshot_fn(to_float(data.test.images[idx])),
+                         at_start=True, at_epoch_end=cfg.snapshot_every == 0)
+    return [snap, _KeepSnapshots(snap, Path(folder) / "snapshots-partial.pt")], idx
+
+
 def train_or_load(cfg: RunConfig, device: str | torch.device | None = None,
                   progress: bool | None = None) -> Run:
     """The run for ``cfg``: loaded from ``runs/`` when present, else trained and stored."""
@@ -160,10 +198,13 @@ def train_or_load(cfg: RunConfig, device: str | torch.device | None = None,
     model = build_model(cfg.arch, cfg.latent_dim)
     callbacks = []
     if cfg.snapshot_n:
-        idx = torch.as_tensor(snapshot_index(data.test, min(cfg.snapshot_n, len(data.test))))
-        snap = SnapshotEvery(cfg.snapshot_every, _snapshot_fn(to_float(data.test.images[idx])),
-                             at_start=True, at_epoch_end=cfg.snapshot_every == 0)
-        callbacks.append(snap)
+        callbacks, idx = snapshot_callbacks(cfg, data, partial)
+        snap = callbacks[0]
+    if cfg.eval_n:
+        sets = {"train_eval_": take(data.train, cfg.eval_n, seed=cfg.seed),
+                "test_": take(data.test, cfg.eval_n, seed=cfg.seed)}
+        callbacks.append(EvalEachEpoch({k: to_float(v.images) for k, v in sets.items()}, beta=cfg.beta,
+                                       likelihood=cfg.likelihood, seed=cfg.seed + 3))
     t0 = time.perf_counter()
     history = fit(model, to_float(data.train.images), to_float(data.val.images), epochs=cfg.epochs,
                   batch_size=cfg.batch_size, lr=cfg.lr, beta=cfg.beta, likelihood=cfg.likelihood,
@@ -178,14 +219,15 @@ def train_or_load(cfg: RunConfig, device: str | torch.device | None = None,
     write_json(partial / "config.json", cfg.to_dict())
     write_json(partial / "history.json", history)
     write_json(partial / "metrics.json", metrics)
-    if callbacks:
-        snaps = callbacks[0].snapshots
+    if cfg.snapshot_n:
+        snaps = snap.snapshots
         with atomic_write(partial / "snapshots.pt") as f:
             torch.save({"index": idx, "step": torch.tensor([s["step"] for s in snaps]),
                         "epoch": torch.tensor([s["epoch"] for s in snaps]),
                         "mu": torch.stack([s["value"]["mu"] for s in snaps]),
                         "recon": torch.stack([s["value"]["recon"] for s in snaps])}, f)
     (partial / "checkpoint.pt").unlink(missing_ok=True)
+    (partial / "snapshots-partial.pt").unlink(missing_ok=True)
     if path.exists():
         shutil.rmtree(path)
     partial.replace(path)
