@@ -22,7 +22,7 @@ _VAE_FULL = dict(epochs=20, batch_size=128, lr=1e-3, latent_dim=2, n_train=None,
 _LATENT_FULL = dict(latent_dims=[2, 4, 8, 16], epochs=30, batch_size=128, lr=1e-3, n_train=None,
                     n_test=None, snapshot_n=2000, eval_n=1000, n_traverse=4, traversal_steps=40, gif_fps=4)
 _FASHION_FULL = dict(epochs=25, batch_size=128, lr=1e-3, latent_dim=16, n_train=None, n_test=None,
-                     eval_n=10000, n_recon=16, n_samples=64, betas=[0.1, 0.5, 1.0], beta_classes=[0, 1, 7],
+                     eval_n=5000, n_recon=16, n_samples=64, betas=[0.1, 0.5, 1.0], beta_classes=[0, 1, 7],
                      beta_latent_dim=2, beta_epochs=20, beta_n_train=None, beta_n_test=None,
                      snapshot_every=25, snapshot_n=600, n_quality=1000, gif_fps=10)
 
