@@ -299,3 +299,171 @@ def test_cached_stats_corrupt_file_recomputed(tmp_path):
     assert mu.shape == (2,)
     with pytest.raises(fid.InputError):
         fid.cached_stats({"k": object()}, lambda: (np.zeros(2), np.eye(2)), runs_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- augmentation, schedules
+
+
+def test_random_affine_identity_flip_and_determinism():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 1, 28, 28, generator=g)
+    same = fid.random_affine(x, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)  # no transform: identity resampling
+    flipped = fid.random_affine(x, torch.Generator().manual_seed(1), hflip=True)
+    for a, b in zip(flipped, x):  # each image flipped or not, nothing else
+        assert torch.allclose(a, b, atol=1e-5) or torch.allclose(a, b.flip(-1), atol=1e-5)
+    a = fid.random_affine(x, torch.Generator().manual_seed(2), rotate=15, shift=3, scale=0.15)
+    b = fid.random_affine(x, torch.Generator().manual_seed(2), rotate=15, shift=3, scale=0.15)
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.allclose(a, x)
+    # shifts only: the content's centre moves by at most `shift` pixels per axis, mass kept
+    img = torch.zeros(200, 1, 28, 28)
+    img[:, 0, 10:14, 12:16] = 1.0
+    moved = fid.random_affine(img, torch.Generator().manual_seed(3), shift=4)
+    grid = torch.arange(28, dtype=torch.float32)
+    cx = (moved[:, 0].sum(1) * grid).sum(1) / moved.sum((1, 2, 3)) - 13.5
+    cy = (moved[:, 0].sum(2) * grid).sum(1) / moved.sum((1, 2, 3)) - 11.5
+    assert cx.abs().max() <= 4.01 and cy.abs().max() <= 4.01
+    assert cx.min() < -3 and cx.max() > 3 and cy.min() < -3 and cy.max() > 3
+    torch.testing.assert_close(moved.sum((1, 2, 3)), img.sum((1, 2, 3)), atol=1e-3, rtol=0)
+
+
+def test_train_classifier_onecycle_augment_log():
+    x, y = _toy_digits(128, 0)
+    log = []
+    m1 = fid.train_classifier(x, y, epochs=2, batch_size=32, lr=3e-3, seed=1, schedule="onecycle",
+                              augment={"shift": 2.0, "rotate": 5.0}, log=log, progress=False)
+    m2 = fid.train_classifier(x, y, epochs=2, batch_size=32, lr=3e-3, seed=1, schedule="onecycle",
+                              augment={"shift": 2.0, "rotate": 5.0}, progress=False)
+    assert [r["epoch"] for r in log] == [1, 2] and all(r["seconds"] > 0 and r["loss"] > 0 for r in log)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    xt, yt = _toy_digits(128, 1)
+    assert fid.classifier_accuracy(m1, xt, yt) > 0.95
+    with pytest.raises(fid.InputError):
+        fid.train_classifier(x, y, epochs=1, schedule="cosine", progress=False)
+
+
+# --------------------------------------------------------------------------- classifier cache
+
+
+@pytest.fixture()
+def toy_npz(tmp_path):
+    x, y = _toy_digits(200, 0)
+    path = tmp_path / "toy.npz"
+    np.savez(path, x=x.numpy(), y=y.numpy())
+    return path
+
+
+def test_classifier_config_presets_and_overrides():
+    c = fid.classifier_config("mnist")
+    assert c.epochs == fid.CLASSIFIER_PRESETS["mnist"]["epochs"] and c.rotate > 0 and not c.hflip
+    assert fid.classifier_config("fashion-mnist").hflip
+    quick = fid.classifier_config("mnist", epochs=1, n_train=None, seed=3)
+    assert (quick.epochs, quick.n_train, quick.seed, quick.rotate) == (1, None, 3, c.rotate)
+    assert fid.ClassifierConfig.from_dict(quick.to_dict()) == quick
+    with pytest.raises(fid.InputError):
+        fid.classifier_config("mnist", nonsense=1)
+
+
+def test_classifier_cache_miss_then_hit(tmp_path, toy_npz, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("VAELIB_RUNS", str(runs))
+    cfg = fid.classifier_config(str(toy_npz), epochs=3, batch_size=32, shift=1.0)
+    first = fid.train_or_load_classifier(cfg, device="cpu", progress=False)
+    assert not first.cached and first.path.parent == runs
+    assert first.path.name.startswith("classifier-toy-") and len(first.path.name) == len("classifier-toy-") + 12
+    assert sorted(p.name for p in first.path.iterdir()) == ["config.json", "metrics.json", "model.pt"]
+    assert not any((runs / ".partial").iterdir())  # no half-written folders left
+    m = first.metrics
+    assert m["n_train"] == m["n_test"] == 200 and m["test_accuracy"] > 0.9 and len(m["epochs"]) == 3
+    assert m["target_accuracy"] is None and m["device"] == "cpu"
+    blob = torch.load(first.path / "model.pt", weights_only=True)  # plain tensors and config only
+    assert blob["config"] == cfg.to_dict()
+
+    calls = []
+    monkeypatch.setattr(fid, "train_classifier", lambda *a, **k: calls.append(1))
+    second = fid.train_or_load_classifier(cfg, device="cpu", progress=False)
+    assert second.cached and not calls and second.path == first.path and second.metrics == m
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not second.model.training
+    ext = second.extractor("cpu")
+    assert ext.name == first.path.name and ext.dim == 128
+    xt, _ = _toy_digits(5, 2)
+    assert ext.features(xt.float().div(255)[:, None], progress=False).shape == (5, 128)
+
+    # any change of recipe is another classifier
+    other = fid.classifier_config(str(toy_npz), epochs=3, batch_size=32, shift=2.0)
+    assert fid.classifier_path(other, *fid._classifier_data(other)) != first.path
+
+
+def test_classifier_cache_key_follows_data(tmp_path, toy_npz):
+    cfg = fid.classifier_config(str(toy_npz), epochs=1)
+    p1 = fid.classifier_path(cfg, *fid._classifier_data(cfg), runs_dir=tmp_path)
+    x, y = _toy_digits(200, 5)
+    np.savez(toy_npz, x=x.numpy(), y=y.numpy())  # same name and config, other images
+    assert fid.classifier_path(cfg, *fid._classifier_data(cfg), runs_dir=tmp_path) != p1
+
+
+def test_classifier_unreadable_cache_is_retrained(tmp_path, toy_npz):
+    cfg = fid.classifier_config(str(toy_npz), epochs=1, batch_size=64)
+    first = fid.train_or_load_classifier(cfg, device="cpu", progress=False, runs_dir=tmp_path)
+    (first.path / "model.pt").write_bytes(b"garbage")
+    with pytest.raises(fid.InputError, match="unreadable classifier"):
+        fid.load_classifier(first.path / "model.pt")
+    with pytest.warns(RuntimeWarning, match="training again"):
+        again = fid.train_or_load_classifier(cfg, device="cpu", progress=False, runs_dir=tmp_path)
+    assert not again.cached and fid.load_classifier(again.path / "model.pt")[1] == cfg
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)  # deterministic on CPU
+
+
+# --------------------------------------------------------------------------- features cache
+
+
+def test_cached_features_hit_and_miss(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.arange(12, dtype=np.float64).reshape(4, 3) / 7
+
+    key = {"dataset": "mnist", "split": "train", "extractor": "x", "n": 4}
+    f = fid.cached_features(key, compute, runs_dir=tmp_path)
+    g = fid.cached_features(dict(reversed(list(key.items()))), compute, runs_dir=tmp_path)
+    assert len(calls) == 1 and f.dtype == np.float64
+    np.testing.assert_array_equal(f, g)
+    np.testing.assert_array_equal(f, compute())
+    assert fid.stats_cache_path(key, tmp_path, kind="fid-features").is_file()
+    fid.cached_features({**key, "n": 5}, compute, runs_dir=tmp_path)
+    assert len(calls) == 3  # 1 + the direct call above + the miss
+    with pytest.raises(fid.InputError):
+        fid.cached_features({"k": 2}, lambda: np.zeros(3), runs_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- FID from features: sqrtm vs SVD
+
+
+def test_fid_svd_route_matches_sqrtm_and_eigen():
+    rng = np.random.default_rng(8)
+    # full rank (N > d): both routes agree with each other and with the eigenvalue route
+    a, b = rng.standard_normal((300, 12)), rng.standard_normal((250, 12)) @ rng.standard_normal((12, 12)) * 0.5 + 0.2
+    want = _fd_eig(*fid.feature_stats(a), *fid.feature_stats(b))
+    assert fid.fid_from_features(a, b, method="sqrtm") == pytest.approx(want, rel=1e-9)
+    assert fid.fid_from_features(a, b, method="svd") == pytest.approx(want, rel=1e-9)
+    assert fid.fid_from_features(a, b) == fid.fid_from_features(a, b, method="sqrtm")  # auto: N >= d
+    # rank-deficient (N < d), as with Inception features and N in the hundreds
+    x, y = np.abs(rng.standard_normal((30, 80))), np.abs(rng.standard_normal((25, 80))) * 1.2
+    want = _fd_eig(*fid.feature_stats(x), *fid.feature_stats(y))
+    assert fid.fid_from_features(x, y) == fid.fid_from_features(x, y, method="svd")  # auto: N < d
+    # the eigenvalue route carries sqrt(eps)-sized errors from the ~55 zero eigenvalues
+    assert fid.fid_from_features(x, y) == pytest.approx(want, rel=1e-7)
+    ca, cb = x - x.mean(0), y - y.mean(0)
+    m = ca @ cb.T / np.sqrt(29 * 24)  # nonzero eig(S1 S2) = eig(M Mᵀ)
+    assert fid.trace_sqrt_product(x, y) == pytest.approx(
+        np.sqrt(np.clip(np.linalg.eigvalsh(m @ m.T), 0, None)).sum(), rel=1e-7)
+    assert abs(fid.fid_from_features(x, x)) < 1e-9
+    with pytest.raises(fid.InputError):
+        fid.fid_from_features(x, y, method="fast")
+    with pytest.raises(fid.InputError):
+        fid.trace_sqrt_product(x[:1], y)
