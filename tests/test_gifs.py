@@ -168,3 +168,22 @@ def test_traversal_frames_decode_one_dimension_at_a_time(run3):
         gifs.traversal_frames(run3.model, torch.zeros(2, 2))
     with pytest.raises(ValueError, match="latent_dim"):
         gifs.manifold_loop_frames(run3.model, np.zeros((5, 3)), np.zeros(5))
+
+
+def test_rendered_gifs_are_reused_from_the_run_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from vaelib import gifs
+
+    run = SimpleNamespace(path=tmp_path / "run")
+    built = []
+
+    def build(target):
+        built.append(target)
+        return gifs.write([np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)], target, fps=2)
+
+    for out in ("a/x.gif", "b/x.gif"):
+        gifs._cached(run, tmp_path / out, {"kind": "test"}, build)
+    assert len(built) == 1 and (tmp_path / "b/x.gif").read_bytes() == built[0].read_bytes()
+    gifs._cached(run, tmp_path / "c.gif", {"kind": "test", "fps": 3}, build)
+    assert len(built) == 2

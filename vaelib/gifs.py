@@ -222,6 +222,27 @@ def write(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float = 5,
     return plots.write_gif(frames, path, fps=fps, loop=0)
 
 
+GIF_CACHE_VERSION = 1  # bump when frame drawing changes
+
+
+def _cached(run, path: str | os.PathLike, key: dict, build) -> Path:
+    """Copy the GIF rendered earlier for this run and ``key`` (kept in ``<run>/gifs/``) to ``path``,
+    rendering it with ``build(target)`` first when missing: a re-run of the report redraws nothing."""
+    import hashlib
+    import json
+    import shutil
+
+    from .io import atomic_path
+
+    digest = hashlib.sha256(json.dumps({**key, "v": GIF_CACHE_VERSION}, sort_keys=True, default=str).encode())
+    cached = Path(run.path) / "gifs" / f"{Path(path).stem}-{digest.hexdigest()[:12]}.gif"
+    if not cached.exists():
+        build(cached)
+    with atomic_path(path) as tmp:
+        shutil.copyfile(cached, tmp)
+    return Path(path)
+
+
 def _originals(run) -> torch.Tensor:
     from .data import to_float
 
@@ -237,15 +258,18 @@ def reconstruction_gif(run, path: str | os.PathLike, fps: float = 4, title: str 
                        max_frames: int | None = None) -> Path:
     """The run's fixed test images reconstructed at every snapshot (e.g. every epoch)."""
     _check_snapshots(run.snapshots)
-    return write(reconstruction_frames(run.snapshots, _originals(run), title, max_frames), path, fps)
+    return _cached(run, path, dict(kind="reconstruction", fps=fps, title=title, max_frames=max_frames),
+                   lambda target: write(reconstruction_frames(run.snapshots, _originals(run), title, max_frames),
+                                        target, fps))
 
 
 def latent_gif(run, path: str | os.PathLike, fps: float = 4, title: str = "",
                max_frames: int | None = None) -> Path:
     """The run's followed test latents at every snapshot (PCA of the final latents when z > 2)."""
     _check_snapshots(run.snapshots)
-    frames = latent_frames(run.snapshots, _followed_labels(run), run.data.test.classes, title, max_frames)
-    return write(frames, path, fps)
+    return _cached(run, path, dict(kind="latent", fps=fps, title=title, max_frames=max_frames),
+                   lambda target: write(latent_frames(run.snapshots, _followed_labels(run), run.data.test.classes,
+                                                      title, max_frames), target, fps))
 
 
 def beta_gif(run, path: str | os.PathLike, fps: float = 10, title: str | None = None,
@@ -253,15 +277,20 @@ def beta_gif(run, path: str | os.PathLike, fps: float = 10, title: str | None = 
     """The β-sweep training GIF of ``run`` (scatter left, originals over reconstructions right)."""
     _check_snapshots(run.snapshots)
     title = f"β = {run.config.beta:g}" if title is None else title
-    frames = beta_frames(run.snapshots, _followed_labels(run), _originals(run), run.data.test.classes,
-                         title, max_frames)
-    return write(frames, path, fps)
+    return _cached(run, path, dict(kind="beta", fps=fps, title=title, max_frames=max_frames),
+                   lambda target: write(beta_frames(run.snapshots, _followed_labels(run), _originals(run),
+                                                    run.data.test.classes, title, max_frames), target, fps))
 
 
 def traversal_gif(run, path: str | os.PathLike, fps: float = 8, steps: int = 40, n_images: int = 4,
                   span: float = 3.0, radius: float = 1.5, title: str = "") -> Path:
     """A latent traversal of the run's final model: a loop through the manifold when z = 2, else each
     dimension swept around the μ of ``n_images`` test images (one per class, round robin)."""
+    key = dict(kind="traversal", fps=fps, steps=steps, n_images=n_images, span=span, radius=radius, title=title)
+    return _cached(run, path, key, lambda target: _traversal(run, target, fps, steps, n_images, span, radius, title))
+
+
+def _traversal(run, path, fps, steps, n_images, span, radius, title) -> Path:
     from .data import to_float
     from .runs import snapshot_index
 
