@@ -179,7 +179,9 @@ def test_evaluate_runs_tables_and_figures(tmp_path, monkeypatch):
     assert len(res) == 4 and set(res["sampler"]) == set(ev.SAMPLERS.values())
     assert set(res["extractor"]) == {"Inception", "domain classifier"} and (res["n"] == 12).all()
     assert kept["tiny"]["prior"].shape == (5, 1, 28, 28) and kept["tiny"]["gmm"].shape == (5, 1, 28, 28)
+    seen = {k: e.seen for k, e in extractors["mnist"].items()}
     again, _ = ev.evaluate_runs(runs, refs, extractors, n=12, kid_subsets=3, n_keep=5)
+    assert {k: e.seen for k, e in extractors["mnist"].items()} == seen  # features came from the cache
     pd.testing.assert_frame_equal(res.drop(columns="seconds"), again.drop(columns="seconds"))  # deterministic
     noise = base[base["model"] == "uniform noise"]
     assert (noise["fid"].to_numpy() > res["fid"].to_numpy().max()).all()  # a trained VAE beats noise

@@ -235,6 +235,8 @@ def evaluate_runs(runs: Mapping[str, Run], refs: Mapping[str, Reference],
                   batch_size: int = 64) -> tuple[pd.DataFrame, dict]:
     """FID, KID, precision and recall of every run and sampler against its reference.
 
+    Features of generated images are cached per run (its config hash), sampler, N, seed and
+    extractor, so re-running the chapter extracts nothing again.
     Returns (long table: one row per model × sampler × extractor, with seconds spent,
     {label: {sampler: first ``n_keep`` images}} for the figures). The GMM is fitted to the
     posterior means of the run's own training images (``run.data.train``).
@@ -255,7 +257,8 @@ def evaluate_runs(runs: Mapping[str, Run], refs: Mapping[str, Reference],
                 images = gmm_samples(run.model, gmm, n, seed)
             kept[label][sampler] = images[:n_keep]
             for ext in extractors[ref.dataset].values():
-                feats = ext.features(images, batch_size=batch_size)
+                key = {"run": run.path.name, "sampler": sampler, "n": n, "seed": seed, "extractor": ext.name}
+                feats = fid.cached_features(key, lambda: ext.features(images, batch_size=batch_size))
                 rows.append(_row(label, "model", ref, SAMPLERS[sampler], ext.name, n,
                                  compare(ref.train[ext.name], feats, kid_subsets, seed=seed),
                                  latent_dim=run.config.latent_dim, beta=run.config.beta,
