@@ -192,3 +192,41 @@ def test_evaluate_runs_tables_and_figures(tmp_path, monkeypatch):
     with pytest.raises(ev.InputError):
         ev.evaluate_runs(runs, refs, extractors, n=4, samplers=("vamp",))
     assert ev.fid_bar_chart(results).axes and ev.sampler_grids(kept).axes
+
+
+def _fake_results():
+    """A long results table as evaluate_runs / baseline_rows build it (two references)."""
+    rows = []
+    for data, floor in (("mnist", 10.0), ("fashion", 20.0)):
+        for kind, fids in (("Inception", (floor, 400.0)), ("domain classifier", (floor / 10, 900.0))):
+            rows += [{"model": "real test images", "kind": "baseline", "data": data, "sampler": "—",
+                      "extractor": kind, "n": 50, "fid": fids[0]},
+                     {"model": "uniform noise", "kind": "baseline", "data": data, "sampler": "—",
+                      "extractor": kind, "n": 50, "fid": fids[1]}]
+    for z, f in ((2, 90.0), (4, 60.0), (8, 50.0)):
+        for sampler, scale in ((ev.SAMPLERS["prior"], 1.0), (ev.SAMPLERS["gmm"], 0.8)):
+            for kind, k in (("Inception", 1.0), ("domain classifier", 0.3)):
+                rows.append({"model": f"z={z}", "kind": "model", "data": "mnist", "sampler": sampler, "extractor": kind,
+                             "n": 50, "fid": f * scale * k, "arch": "conv", "latent_dim": z, "beta": 1.0})
+    for b, f in ((0.1, 70.0), (1.0, 80.0)):  # only two β: no sweep
+        for kind in ("Inception", "domain classifier"):
+            rows.append({"model": f"b={b}", "kind": "model", "data": "fashion", "sampler": ev.SAMPLERS["prior"],
+                         "extractor": kind, "n": 50, "fid": f, "arch": "conv", "latent_dim": 2, "beta": b})
+    return pd.DataFrame(rows)
+
+
+def test_summary_by_reference_and_sweeps():
+    df = _fake_results()
+    s = ev.summary_by_reference(df).set_index(["data", "extractor"])
+    row = s.loc[("mnist", "Inception")]
+    assert (row["best model"], row["best sampler"], row["N"]) == ("z=8", ev.SAMPLERS["gmm"], 50)
+    assert row["best FID"] == pytest.approx(40.0) and row["best / real"] == pytest.approx(4.0)
+    assert row["noise FID"] == 400.0 and row["pairs"] == 6 and row["Spearman ρ (extractors)"] == pytest.approx(1.0)
+    assert s.loc[("mnist", "domain classifier"), "best / real"] == pytest.approx(12.0)
+    assert np.isnan(s.loc[("fashion", "Inception"), "Spearman ρ (extractors)"])  # two pairs: no ρ
+    sw = ev.sweeps(df)
+    assert len(sw) == 4 and set(sw["parameter"]) == {"latent size"} and (sw["Spearman ρ"] == -1.0).all()
+    first = sw.iloc[0]
+    assert first["values"] == "2 → 4 → 8" and first["FID"] == "90.0 → 60.0 → 50.0" and first["fixed"] == "beta = 1"
+    assert ev.sweeps(df, min_values=2)["parameter"].tolist().count("β") == 2
+    assert list(ev.sweeps(df.iloc[:0])) == list(sw.columns)  # empty but with its columns

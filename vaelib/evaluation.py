@@ -32,7 +32,8 @@ __all__ = [
     "SAMPLERS", "EXTRACTOR_KINDS", "load_runs", "prior_samples", "fit_latent_gmm", "gmm_latents",
     "gmm_samples", "noise_images", "real_images", "Reference", "build_reference", "compare",
     "baseline_rows", "reference_key", "reference_groups", "evaluate_runs", "fid_vs_n",
-    "untrained_extractor", "untrained_fids", "classifier_table", "fid_captions", "wide_table",
+    "untrained_extractor", "untrained_fids", "classifier_table", "summary_by_reference", "sweeps",
+    "fid_captions", "wide_table",
     "fid_bar_chart", "sampler_grids",
 ]
 
@@ -261,7 +262,7 @@ def evaluate_runs(runs: Mapping[str, Run], refs: Mapping[str, Reference],
                 feats = fid.cached_features(key, lambda: ext.features(images, batch_size=batch_size))
                 rows.append(_row(label, "model", ref, SAMPLERS[sampler], ext.name, n,
                                  compare(ref.train[ext.name], feats, kid_subsets, seed=seed),
-                                 latent_dim=run.config.latent_dim, beta=run.config.beta,
+                                 arch=run.config.arch, latent_dim=run.config.latent_dim, beta=run.config.beta,
                                  seconds=time.perf_counter() - t0))
                 t0 = time.perf_counter()
     return pd.DataFrame(rows), kept
@@ -320,6 +321,49 @@ def classifier_table(classifiers: Mapping[str, fid.TrainedClassifier]) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def summary_by_reference(everything: pd.DataFrame) -> pd.DataFrame:
+    """Per reference data and extractor: N, the real-vs-real floor, the noise FID, the best model
+    × sampler, its FID and its ratio to the floor, and (over that reference's model × sampler
+    pairs) the Spearman rank correlation between the two extractors' FIDs."""
+    rows = []
+    for (data, kind), g in everything.groupby(["data", "extractor"], sort=False):
+        models, base = g[g["kind"] == "model"], g[g["kind"] == "baseline"].set_index("model")
+        if models.empty:
+            continue
+        best = models.loc[models["fid"].idxmin()]
+        floor = float(base.loc["real test images", "fid"]) if "real test images" in base.index else float("nan")
+        pairs = everything[(everything["data"] == data) & (everything["kind"] == "model")].pivot_table(
+            index=["model", "sampler"], columns="extractor", values="fid", sort=False)
+        rho = float(pairs.corr(method="spearman").iloc[0, 1]) if len(pairs) >= 3 and pairs.shape[1] == 2 else float("nan")
+        rows.append({"data": data, "extractor": kind, "N": int(best["n"]), "real test FID": floor,
+                     "noise FID": float(base.loc["uniform noise", "fid"]) if "uniform noise" in base.index else float("nan"),
+                     "best model": best["model"], "best sampler": best["sampler"], "best FID": float(best["fid"]),
+                     "best / real": float(best["fid"]) / floor, "pairs": len(pairs), "Spearman ρ (extractors)": rho})
+    return pd.DataFrame(rows)
+
+
+def sweeps(results: pd.DataFrame, min_values: int = 3) -> pd.DataFrame:
+    """FID along the report's sweeps: models of one reference, architecture, extractor and
+    sampler that differ only in latent size (same β) or only in β (same latent size), when
+    there are at least ``min_values`` of them; with the Spearman ρ between parameter and FID."""
+    from scipy.stats import spearmanr
+
+    rows = []
+    models = results[results["kind"] == "model"]
+    for param, fixed in (("latent_dim", "beta"), ("beta", "latent_dim")):
+        for key, g in models.groupby(["data", "arch", fixed, "extractor", "sampler"], sort=False):
+            g = g.sort_values(param)
+            if g[param].nunique() < min_values or g[param].duplicated().any():
+                continue
+            rho = float(spearmanr(g[param], g["fid"]).statistic)
+            rows.append({"data": key[0], "arch": key[1], "fixed": f"{fixed} = {key[2]:g}", "extractor": key[3],
+                         "sampler": key[4], "parameter": "latent size" if param == "latent_dim" else "β",
+                         "values": " → ".join(f"{v:g}" for v in g[param]),
+                         "FID": " → ".join(f"{v:.1f}" for v in g["fid"]), "Spearman ρ": rho})
+    return pd.DataFrame(rows, columns=["data", "arch", "fixed", "extractor", "sampler", "parameter", "values",
+                                       "FID", "Spearman ρ"])
+
+
 def fid_captions(results: pd.DataFrame) -> dict[tuple[str, str], str]:
     """{(model, sampler key): "FID Inception … · classifier …"} for ``sampler_grids`` titles."""
     keys = {v: k for k, v in SAMPLERS.items()}
@@ -332,7 +376,8 @@ def fid_captions(results: pd.DataFrame) -> dict[tuple[str, str], str]:
 
 
 def wide_table(results: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """One row per model × sampler (and baseline), one column per metric × extractor kind."""
+    """One row per model × sampler (and baseline), one column per metric × extractor kind;
+    FID, precision and recall rounded to ``digits`` decimals, KID (×10³) to 4 significant digits."""
     cols = {"fid": "FID", "kid": "KID×10³", "precision": "precision", "recall": "recall"}
     df = results.reset_index(drop=True)
     df["kid"] = df["kid"] * 1e3
@@ -341,7 +386,11 @@ def wide_table(results: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     wide.columns = [f"{cols[m]} ({e})" for m, e in wide.columns]
     order = [f"{cols[m]} ({e})" for e in EXTRACTOR_KINDS for m in cols]
     wide = wide[[c for c in order if c in wide.columns]].reset_index()
-    return wide.rename(columns={"n": "N", "data": "data (reference)"}).round(digits)
+    kid_cols = [c for c in wide.columns if c.startswith("KID")]
+    wide[kid_cols] = wide[kid_cols].apply(lambda col: col.map(lambda v: float(f"{v:.4g}")))  # KID spans many decades: 4 digits
+    other = [c for c in wide.columns if c not in kid_cols]
+    wide[other] = wide[other].round(digits)
+    return wide.rename(columns={"n": "N", "data": "data (reference)"})
 
 
 def fid_bar_chart(results: pd.DataFrame, title: str | None = None):
