@@ -203,7 +203,7 @@ def baseline_rows(refs: Mapping[str, Reference], extractors: Mapping[str, Mappin
     """Real test vs real train and uniform noise vs real train, per reference and extractor.
 
     ``extractors``: data set -> (kind -> extractor). Noise features are computed once per
-    extractor (the same N noise images for every reference).
+    extractor (the same N noise images for every reference) and cached like real features.
     """
     noise = noise_images(n, seed)
     noise_feats: dict[str, np.ndarray] = {}
@@ -211,7 +211,8 @@ def baseline_rows(refs: Mapping[str, Reference], extractors: Mapping[str, Mappin
     for ref in refs.values():
         for ext in extractors[ref.dataset].values():
             if ext.name not in noise_feats:
-                noise_feats[ext.name] = ext.features(noise, batch_size=batch_size)
+                key = {"noise": "uniform", "n": n, "seed": seed, "extractor": ext.name}
+                noise_feats[ext.name] = fid.cached_features(key, lambda: ext.features(noise, batch_size=batch_size))
             real = ref.train[ext.name]
             rows.append(_row("real test images", "baseline", ref, "—", ext.name, len(ref.test[ext.name]),
                              compare(real, ref.test[ext.name], kid_subsets, seed=seed)))

@@ -27,7 +27,7 @@ import time
 import uuid
 import warnings
 import zipfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +39,7 @@ from scipy import linalg
 from tqdm.auto import tqdm
 
 from vaelib.errors import InputError
-from vaelib.io import atomic_write, write_json
+from vaelib.io import atomic_write, dataclass_from_dict, write_json
 from vaelib.paths import runs_dir as _default_runs_dir
 
 Stats = tuple[np.ndarray, np.ndarray]
@@ -526,11 +526,7 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise InputError(f"classifier config keys {sorted(unknown)}: unknown; expected some of {sorted(names)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "classifier config")
 
     @property
     def augment(self) -> dict:

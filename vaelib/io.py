@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write", "write_json", "sha256_file"]
+__all__ = ["atomic_path", "atomic_write", "write_json", "sha256_file", "dataclass_from_dict"]
 
 
 @contextmanager
@@ -70,3 +70,16 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while block := f.read(chunk_size):
             h.update(block)
     return h.hexdigest()
+
+
+def dataclass_from_dict(cls: type, d: dict, what: str) -> Any:
+    """``cls(**d)`` for a dataclass, with an InputError naming unknown keys (config files)."""
+    from dataclasses import fields
+
+    from .errors import InputError
+
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise InputError(f"{what} keys {sorted(unknown)}: unknown; expected some of {sorted(names)}")
+    return cls(**d)

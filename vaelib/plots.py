@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.stats import norm
+
+from .io import atomic_path
 
 __all__ = [
     "ReportFigure",
@@ -296,24 +297,15 @@ def manifold(
     return fig
 
 
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, str]:
-    """Create the parent directory; return (final path, temporary path in the same directory)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, str(path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"))
-
-
 def save_fig(fig: Figure, path: str | os.PathLike, author: str | None = None, dpi: int = 120) -> Path:
     """Write ``fig`` atomically as PNG (optional small grey author watermark), close it, return the Path."""
-    path, tmp = _atomic_target(path)
+    path = Path(path)
     try:
         if author:
             fig.text(0.995, 0.005, author, ha="right", va="bottom", fontsize=7, color="0.55", alpha=0.8)
-        fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         if "matplotlib.pyplot" in sys.modules:  # only pyplot-made figures need closing
             sys.modules["matplotlib.pyplot"].close(fig)
     return path
@@ -342,11 +334,7 @@ def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float 
         raise ValueError(f"frames: {stack.dtype} {stack.shape[1:]}; expected uint8 (H, W, 3)")
     import imageio.v3 as iio
 
-    path, tmp = _atomic_target(path)
-    try:
+    path = Path(path)
+    with atomic_path(path) as tmp:
         iio.imwrite(tmp, stack, extension=".gif", duration=1000.0 / fps, loop=loop)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -10,7 +10,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +18,7 @@ import torch
 
 from .data import ImageSet, filter_classes, load_dataset, take, to_float, train_val_split
 from .errors import InputError
-from .io import atomic_write, write_json
+from .io import atomic_write, dataclass_from_dict, write_json
 from .models import VAE, build_model
 from .paths import runs_dir
 from .seeding import seed_everything
@@ -60,11 +60,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise InputError(f"run config keys {sorted(unknown)}: unknown; expected some of {sorted(names)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "run config")
 
 
 @dataclass
