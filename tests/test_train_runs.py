@@ -43,12 +43,13 @@ def test_history_and_snapshots():
     assert not model.training
 
 
-def test_resume_is_bit_identical(tmp_path):
-    ref, ref_hist = _train(4)
+@pytest.mark.parametrize("arch", ["conv", "mlp"])  # autograd and hand-derived gradients
+def test_resume_is_bit_identical(tmp_path, arch):
+    ref, ref_hist = _train(4, arch=arch)
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
-        _train(4, ckpt, callbacks=[StopAfter(2)])
-    resumed, hist = _train(4, ckpt)
+        _train(4, ckpt, callbacks=[StopAfter(2)], arch=arch)
+    resumed, hist = _train(4, ckpt, arch=arch)
     for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]

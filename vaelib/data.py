@@ -19,6 +19,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from . import fp  # noqa: F401  (flush denormals before torch starts its threads)
 from .errors import InputError
 from .io import atomic_write, sha256_file
 
@@ -468,9 +469,13 @@ def to_float(images: torch.Tensor, device: str | torch.device | None = None) -> 
 
 def batches(x: torch.Tensor, batch_size: int, shuffle: bool = False,
             generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-    """Slices of a device-resident tensor; one permutation (one gather) per epoch when shuffling."""
-    if shuffle:
-        perm = torch.randperm(len(x), generator=generator, device=generator.device if generator else "cpu")
-        x = x[perm.to(x.device)]
+    """Batches of a device-resident tensor: slices, or with ``shuffle`` one permutation per epoch and
+    a gather per batch (no copy of the whole tensor, and each batch is fresh in the cache)."""
+    if not shuffle:
+        for start in range(0, len(x), batch_size):
+            yield x[start:start + batch_size]
+        return
+    perm = torch.randperm(len(x), generator=generator, device=generator.device if generator else "cpu")
+    perm = perm.to(x.device)
     for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size]
+        yield x.index_select(0, perm[start:start + batch_size])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import fp  # noqa: F401  (flush denormals before torch starts its threads)
 from .errors import InputError
 
 

@@ -22,9 +22,9 @@ from .io import atomic_write, dataclass_from_dict, write_json
 from .models import VAE, build_model
 from .paths import runs_dir
 from .seeding import seed_everything
-from .train import Callback, EvalEachEpoch, SnapshotEvery, evaluate, fit, resolve_device
+from .train import Callback, EvalEachEpoch, SnapshotEvery, evaluate, fit, gradient_method, resolve_device
 
-CACHE_VERSION = 3  # bump when a change in code changes what a stored run would contain
+CACHE_VERSION = 4  # bump when a change in code changes what a stored run would contain (4: denormals flushed)
 # 2: n_test, eval_n (per-epoch train/test evaluation); snapshot images in class round-robin order
 # 3: fused Adam
 
@@ -114,6 +114,8 @@ def cache_key(cfg: RunConfig, data: SimpleNamespace) -> str:
     ident = {"config": cfg.to_dict(), "version": CACHE_VERSION,
              "data": {s: getattr(data, s).provenance.get("sha256") for s in ("train", "test")},
              "source": data.train.provenance.get("source")}
+    if gradient_method(cfg.arch, cfg.likelihood) != "autograd":
+        ident["gradients"] = gradient_method(cfg.arch, cfg.likelihood)
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 

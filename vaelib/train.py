@@ -19,6 +19,8 @@ from tqdm.auto import tqdm
 from .data import batches
 from .io import atomic_write
 from .losses import elbo_terms
+from .mlp_gradients import elbo_gradients
+from .models import MLPVAE
 
 
 def default_device() -> torch.device:
@@ -136,6 +138,55 @@ def make_adam(model: torch.nn.Module, lr: float, device: torch.device) -> torch.
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
 
 
+def adam_stepper(opt: torch.optim.Adam) -> Callable[[], None]:
+    """``opt.step`` for a single-group fused Adam, minus ``torch.optim.Optimizer``'s per-call Python
+    bookkeeping (~0.1 ms, 4 % of an MLP VAE step on a CPU): once the first ordinary step has created
+    Adam's state, the same fused update runs through ``torch.optim.adam.adam`` on the optimiser's
+    own state tensors, so ``opt.state_dict()`` (checkpoints) stays exact. Other optimisers: ``opt.step``."""
+    group = opt.param_groups[0]
+    if len(opt.param_groups) != 1 or not group.get("fused") or group["amsgrad"] or group["weight_decay"]:
+        return opt.step
+    from torch.optim.adam import adam
+    params = group["params"]
+
+    def step() -> None:
+        if any(p.grad is None or p not in opt.state for p in params):
+            opt.step()
+            return
+        states = [opt.state[p] for p in params]
+        beta1, beta2 = group["betas"]
+        adam(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+             [], [s["step"] for s in states], fused=True, amsgrad=False, beta1=beta1, beta2=beta2,
+             lr=group["lr"], weight_decay=0.0, eps=group["eps"], maximize=False)
+    return step
+
+
+def gradient_method(arch: str, likelihood: str) -> str:
+    """How ``fit`` computes gradients for a model of ``arch``: the MLP VAE with the Bernoulli
+    likelihood uses the hand-derived ``vaelib.mlp_gradients`` (faster on a CPU), the rest autograd.
+    Part of the run cache key, since the two round differently."""
+    return "mlp_gradients" if arch == MLPVAE.arch and likelihood == "bernoulli" else "autograd"
+
+
+def _gradient_step(model: torch.nn.Module, opt: torch.optim.Optimizer, beta: float, likelihood: str,
+                   noise_gen: torch.Generator) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """A function of one batch that sets the gradients of the batch-mean negative β-ELBO and
+    returns its per-image terms; z is sampled from ``noise_gen`` the same way on both paths."""
+    if type(model) is MLPVAE and gradient_method(model.arch, likelihood) == "mlp_gradients":
+        def step(xb):
+            eps = torch.randn((len(xb), model.latent_dim), generator=noise_gen, device=xb.device, dtype=xb.dtype)
+            return elbo_gradients(model, xb, eps, beta)
+        return step
+
+    def step(xb):
+        logits, mu, logvar = model(xb, generator=noise_gen)
+        terms = elbo_terms(logits, xb, mu, logvar, beta, likelihood)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].mean().backward()
+        return terms
+    return step
+
+
 def _progress_enabled() -> bool:
     return not os.environ.get("VAELIB_QUIET") and not os.environ.get("CI")
 
@@ -169,6 +220,8 @@ def fit(model: torch.nn.Module, train_x: torch.Tensor, val_x: torch.Tensor | Non
         shuffle_gen.set_state(state["shuffle_rng"])
         noise_gen.set_state(state["noise_rng"].to(noise_gen.get_state().device))
         history, start_epoch = list(state["history"]), int(state["epoch"])
+    gradient_step = _gradient_step(model, opt, beta, likelihood, noise_gen)
+    optimizer_step = adam_stepper(opt)
     n_batches = -(-len(x) // batch_size)
     st = TrainState(model, epoch=start_epoch, step=start_epoch * n_batches, history=history)
     show = _progress_enabled() if progress is None else progress
@@ -181,12 +234,8 @@ def fit(model: torch.nn.Module, train_x: torch.Tensor, val_x: torch.Tensor | Non
         st.epoch = epoch
         sums = torch.zeros(3, dtype=torch.float64, device=device)
         for st.batch, xb in enumerate(batches(x, batch_size, shuffle=True, generator=shuffle_gen), 1):
-            logits, mu, logvar = model(xb, generator=noise_gen)
-            terms = elbo_terms(logits, xb, mu, logvar, beta, likelihood)
-            loss = terms["total"].mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            terms = gradient_step(xb)
+            optimizer_step()
             st.step += 1
             with torch.no_grad():
                 sums += torch.stack([terms["total"].sum(), terms["recon"].sum(), terms["kl"].sum()]).double()
