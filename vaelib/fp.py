@@ -6,7 +6,8 @@ of the MLP VAE's Adam state was denormal and its optimiser step took 3× as long
 ``torch.set_flush_denormal`` sets the flag for the calling thread only, and threads inherit it
 when they are created, so it must run before torch starts its worker threads (its first parallel
 operation): the vaelib modules that compute import this module first. Values below 1.2e-38 become
-0, far below anything these models resolve.
+0, far below anything these models resolve: a conv VAE trained for 8 epochs with and without the
+flag ends with bit-identical weights and history (checked when this was added), so stored runs stay valid.
 """
 from __future__ import annotations
 

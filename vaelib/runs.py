@@ -24,7 +24,7 @@ from .paths import runs_dir
 from .seeding import seed_everything
 from .train import Callback, EvalEachEpoch, SnapshotEvery, evaluate, fit, gradient_method, resolve_device
 
-CACHE_VERSION = 4  # bump when a change in code changes what a stored run would contain (4: denormals flushed)
+CACHE_VERSION = 3  # bump when a change in code changes what a stored run would contain
 # 2: n_test, eval_n (per-epoch train/test evaluation); snapshot images in class round-robin order
 # 3: fused Adam
 
