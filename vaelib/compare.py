@@ -138,7 +138,15 @@ def decode_mu_and_sampled(model, x: torch.Tensor, seed: int = 0) -> dict[str, to
 @torch.no_grad()
 def reconstruction_table(model, x: torch.Tensor, seed: int = 0, batch_size: int = 1000) -> Any:
     """Mean reconstruction numbers of ``x`` decoded from μ and from a sampled z: Bernoulli
-    reconstruction term (nats/image), KL (the same for both), MSE, PSNR, SSIM. A DataFrame."""
+    reconstruction term (nats/image), KL (the same for both), MSE, PSNR, SSIM. A DataFrame, cached
+    under the digest of the model's weights, ``x`` and the settings (``vaelib.result_cache``)."""
+    from .result_cache import cached_frame, digest
+
+    key = digest("reconstruction_table", 1, model, x, seed, batch_size)
+    return cached_frame("reconstruction-table", key, lambda: _reconstruction_table(model, x, seed, batch_size))
+
+
+def _reconstruction_table(model, x: torch.Tensor, seed: int, batch_size: int) -> Any:
     import pandas as pd
 
     sums: dict[tuple[str, str], float] = {}

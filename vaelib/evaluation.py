@@ -26,10 +26,11 @@ from . import fid
 from .data import load_dataset, take, to_float
 from .errors import InputError
 from .models import VAE
+from .result_cache import digest
 from .runs import Run, RunConfig, train_or_load
 
 __all__ = [
-    "SAMPLERS", "EXTRACTOR_KINDS", "load_runs", "prior_samples", "fit_latent_gmm", "gmm_latents",
+    "SAMPLERS", "EXTRACTOR_KINDS", "load_runs", "prior_samples", "fit_latent_gmm", "run_latent_gmm", "gmm_latents",
     "gmm_samples", "noise_images", "real_images", "Reference", "build_reference", "compare",
     "baseline_rows", "reference_key", "reference_groups", "evaluate_runs", "fid_vs_n",
     "untrained_extractor", "untrained_fids", "classifier_table", "summary_by_reference", "sweeps",
@@ -40,6 +41,7 @@ __all__ = [
 SAMPLERS = {"prior": "prior N(0, I)", "gmm": "GMM-10 (ex post)"}
 EXTRACTOR_KINDS = ("Inception", "domain classifier")
 METRICS = ("fid", "kid", "kid_std", "precision", "recall")
+COMPARE_VERSION = 1  # bump when ``compare``'s scores change for the same features
 
 
 def load_runs(configs: Mapping[str, RunConfig], max_models: int | None = None,
@@ -78,6 +80,26 @@ def fit_latent_gmm(model: VAE, images: torch.Tensor, n_components: int = 10, see
         raise InputError(f"images: {len(z)} for {n_components} mixture components; expected at least {n_components}")
     return GaussianMixture(n_components=n_components, covariance_type=covariance_type, reg_covar=1e-6,
                            max_iter=500, random_state=seed).fit(z)
+
+
+def run_latent_gmm(run: Run, n_components: int = 10, seed: int = 0):
+    """``fit_latent_gmm`` on the posterior means of ``run``'s training images, cached next to the
+    run cache (``runs/latent-gmm``, keyed by the run's directory name): the fit on 54,000 codes
+    takes seconds. Returns a fitted scikit-learn ``GaussianMixture``."""
+    from scipy.linalg import cholesky, solve_triangular
+    from sklearn.mixture import GaussianMixture
+
+    def fit() -> dict:
+        gmm = fit_latent_gmm(run.model, to_float(run.data.train.images), n_components, seed)
+        return {"weights": gmm.weights_, "means": gmm.means_, "covariances": gmm.covariances_}
+
+    key = {"run": run.path.name, "n_components": n_components, "seed": seed, "covariance_type": "full"}
+    params = fid.cached_arrays(key, fit, kind="latent-gmm")
+    gmm = GaussianMixture(n_components=n_components, covariance_type="full", random_state=seed)
+    gmm.weights_, gmm.means_, gmm.covariances_ = params["weights"], params["means"], params["covariances"]
+    gmm.precisions_cholesky_ = np.stack([solve_triangular(cholesky(c, lower=True), np.eye(len(c)), lower=True).T
+                                         for c in gmm.covariances_])
+    return gmm
 
 
 def gmm_latents(gmm, n: int, seed: int = 0) -> np.ndarray:
@@ -179,7 +201,16 @@ def compare(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, k: int =
 
     With N below the feature dimension the covariances are singular; scipy's warning about
     that is silenced here (``fid.frechet_distance`` still retries with ε·I if sqrtm fails).
+    The scores are cached under the SHA-256 of both feature arrays and the settings
+    (``runs/fid-scores``): a 2048-d FID's matrix square root costs about a second.
     """
+    key = {"real": digest(np.asarray(real, np.float64)), "fake": digest(np.asarray(fake, np.float64)), "kid_subsets": kid_subsets, "k": k, "seed": seed,
+           "version": COMPARE_VERSION}
+    scores = fid.cached_arrays(key, lambda: _compare(real, fake, kid_subsets, k, seed), kind="fid-scores")
+    return {name: float(scores[name]) for name in METRICS}
+
+
+def _compare(real: np.ndarray, fake: np.ndarray, kid_subsets: int, k: int, seed: int) -> dict:
     from scipy.linalg import LinAlgWarning
 
     m = min(len(real), len(fake))
@@ -255,8 +286,7 @@ def evaluate_runs(runs: Mapping[str, Run], refs: Mapping[str, Reference],
             if sampler == "prior":
                 images = prior_samples(run.model, n, seed)
             else:
-                gmm = fit_latent_gmm(run.model, to_float(run.data.train.images), 10, seed)
-                images = gmm_samples(run.model, gmm, n, seed)
+                images = gmm_samples(run.model, run_latent_gmm(run, 10, seed), n, seed)
             kept[label][sampler] = images[:n_keep]
             for ext in extractors[ref.dataset].values():
                 key = {"run": run.path.name, "sampler": sampler, "n": n, "seed": seed, "extractor": ext.name}

@@ -29,7 +29,7 @@ import warnings
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -682,15 +682,15 @@ def _key_json(key: dict) -> str:
         raise InputError(f"stats cache key {key!r}: {e}; expected a JSON-serialisable dict") from None
 
 
-def _cache_read(path: Path, key_json: str, names: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
-    """The float64 arrays `names` of a cache file whose stored key matches, else None (with a
-    warning when the file exists but is unreadable or holds another key)."""
+def _cache_read(path: Path, key_json: str) -> dict[str, np.ndarray] | None:
+    """The float64 arrays of a cache file whose stored key matches, else None (with a warning
+    when the file exists but is unreadable or holds another key)."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) == key_json:
-                return tuple(z[n].astype(np.float64) for n in names)
+                return {name: z[name].astype(np.float64) for name in z.files if name != "key"}
         warnings.warn(f"{path}: stored key differs; recomputing", RuntimeWarning, stacklevel=3)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         warnings.warn(f"{path}: unreadable ({e}); recomputing", RuntimeWarning, stacklevel=3)
@@ -707,9 +707,9 @@ def cached_stats(key: dict, compute_fn: Callable[[], Stats],
     """
     path = stats_cache_path(key, runs_dir)
     key_json = _key_json(key)
-    hit = _cache_read(path, key_json, ("mu", "sigma"))
-    if hit is not None:
-        return hit
+    hit = _cache_read(path, key_json)
+    if hit is not None and {"mu", "sigma"} <= set(hit):
+        return hit["mu"], hit["sigma"]
     mu, sigma = compute_fn()
     mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
     sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
@@ -720,6 +720,23 @@ def cached_stats(key: dict, compute_fn: Callable[[], Stats],
     return mu, sigma
 
 
+def cached_arrays(key: dict, compute_fn: Callable[[], Mapping[str, Any]], kind: str,
+                  runs_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Named float64 arrays for `key`, computed by `compute_fn()` once, then read from
+    `<runs_dir>/<kind>/<sha256 of the key>.npz`. Same rules as `cached_stats`."""
+    path = stats_cache_path(key, runs_dir, kind=kind)
+    key_json = _key_json(key)
+    hit = _cache_read(path, key_json)
+    if hit is not None:
+        return hit
+    arrays = {name: np.asarray(value, dtype=np.float64) for name, value in compute_fn().items()}
+    if "key" in arrays:
+        raise InputError("compute_fn: returned an array named 'key'; expected other names")
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays, key=np.array(key_json))
+    return arrays
+
+
 def cached_features(key: dict, compute_fn: Callable[[], np.ndarray],
                     runs_dir: str | Path | None = None) -> np.ndarray:
     """Features (N, d) float64 for `key`, computed by `compute_fn()` once, then read from
@@ -728,9 +745,9 @@ def cached_features(key: dict, compute_fn: Callable[[], np.ndarray],
     """
     path = stats_cache_path(key, runs_dir, kind="fid-features")
     key_json = _key_json(key)
-    hit = _cache_read(path, key_json, ("features",))
-    if hit is not None:
-        return hit[0]
+    hit = _cache_read(path, key_json)
+    if hit is not None and "features" in hit:
+        return hit["features"]
     feats = _as_features(compute_fn(), "compute_fn()")
     with atomic_write(path, "wb") as f:
         np.savez(f, features=feats, key=np.array(key_json))

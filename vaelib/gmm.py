@@ -256,6 +256,9 @@ def _logreg_predict(x_lab: np.ndarray, y_lab: np.ndarray, x_test: np.ndarray, se
     return clf.fit(x_lab, y_lab).predict(x_test)
 
 
+LABEL_EFFICIENCY_VERSION = 1  # bump when ``label_efficiency``'s numbers change for the same inputs
+
+
 def label_efficiency(gmm_features: Mapping[str, tuple[Any, Any, Any]], y_val: Any, y_test: Any,
                      classes: Sequence[int], *, pixels: tuple[Any, Any] | None = None,
                      ks: Sequence[int | None] = (1, 5, 10, 50, None), n_draws: int = 10, seed: int = 0,
@@ -271,8 +274,11 @@ def label_efficiency(gmm_features: Mapping[str, tuple[Any, Any, Any]], y_val: An
     ``method_params[name]`` overrides them for one method. Every method sees the same draws.
     k=None means every validation image (one draw); a k larger than the smallest class is skipped. Returns a long DataFrame
     (method, k, n_labels, per_class, draw, accuracy, f1_macro); k is a string ("1", …, "all").
+    Cached under the digest of all inputs (``vaelib.result_cache``): hundreds of fits take seconds.
     """
     import pandas as pd
+
+    from .result_cache import cached_frame, digest
 
     y_val, y_test = as_array(y_val, np.int64), as_array(y_test, np.int64)
     feats = {name: tuple(as_array(f) for f in triple) for name, triple in gmm_features.items()}
@@ -281,11 +287,17 @@ def label_efficiency(gmm_features: Mapping[str, tuple[Any, Any, Any]], y_val: An
         pv, pt = (as_array(p).reshape(len(p), -1) for p in pixels)
     smallest = min(int(np.sum(y_val == c)) for c in classes)
     params = dict(gmm_params or {})
-    rows = []
-    with _one_thread():
-        _efficiency_rows(rows, feats, pv, pt, y_val, y_test, classes, ks, smallest, n_draws, seed, params,
-                         method_params, logreg_name)
-    return pd.DataFrame(rows)
+
+    def compute():
+        rows = []
+        with _one_thread():
+            _efficiency_rows(rows, feats, pv, pt, y_val, y_test, classes, ks, smallest, n_draws, seed, params,
+                             method_params, logreg_name)
+        return pd.DataFrame(rows)
+
+    key = digest("label_efficiency", LABEL_EFFICIENCY_VERSION, feats, pv, pt, y_val, y_test, list(classes),
+                 list(ks), n_draws, seed, params, method_params or {}, logreg_name)
+    return cached_frame("label-efficiency", key, compute)
 
 
 def _efficiency_rows(rows, feats, pv, pt, y_val, y_test, classes, ks, smallest, n_draws, seed, params,
