@@ -705,29 +705,27 @@ def cached_stats(key: dict, compute_fn: Callable[[], Stats],
     in an .npz (with the key, checked on load) written atomically; loaded with
     allow_pickle=False. An unreadable or mismatching file is recomputed.
     """
-    path = stats_cache_path(key, runs_dir)
-    key_json = _key_json(key)
-    hit = _cache_read(path, key_json)
-    if hit is not None and {"mu", "sigma"} <= set(hit):
-        return hit["mu"], hit["sigma"]
-    mu, sigma = compute_fn()
-    mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
-    sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
-    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
-        raise InputError(f"compute_fn: returned mu {mu.shape}, sigma {sigma.shape}; expected (d,), (d, d)")
-    with atomic_write(path, "wb") as f:
-        np.savez(f, mu=mu, sigma=sigma, key=np.array(key_json))
-    return mu, sigma
+    def compute() -> dict:
+        mu, sigma = compute_fn()
+        mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
+        sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
+        if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+            raise InputError(f"compute_fn: returned mu {mu.shape}, sigma {sigma.shape}; expected (d,), (d, d)")
+        return {"mu": mu, "sigma": sigma}
+
+    stats = cached_arrays(key, compute, "fid-stats", runs_dir, required=("mu", "sigma"))
+    return stats["mu"], stats["sigma"]
 
 
 def cached_arrays(key: dict, compute_fn: Callable[[], Mapping[str, Any]], kind: str,
-                  runs_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+                  runs_dir: str | Path | None = None, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Named float64 arrays for `key`, computed by `compute_fn()` once, then read from
-    `<runs_dir>/<kind>/<sha256 of the key>.npz`. Same rules as `cached_stats`."""
+    `<runs_dir>/<kind>/<sha256 of the key>.npz`. Same rules as `cached_stats`; a stored file
+    lacking one of the `required` names is recomputed too."""
     path = stats_cache_path(key, runs_dir, kind=kind)
     key_json = _key_json(key)
     hit = _cache_read(path, key_json)
-    if hit is not None:
+    if hit is not None and set(required) <= set(hit):
         return hit
     arrays = {name: np.asarray(value, dtype=np.float64) for name, value in compute_fn().items()}
     if "key" in arrays:
@@ -743,12 +741,5 @@ def cached_features(key: dict, compute_fn: Callable[[], np.ndarray],
     `<runs_dir>/fid-features/<sha256 of the key>.npz` (KID and precision/recall need the
     features themselves, not only their mean and covariance). Same rules as `cached_stats`.
     """
-    path = stats_cache_path(key, runs_dir, kind="fid-features")
-    key_json = _key_json(key)
-    hit = _cache_read(path, key_json)
-    if hit is not None and "features" in hit:
-        return hit["features"]
-    feats = _as_features(compute_fn(), "compute_fn()")
-    with atomic_write(path, "wb") as f:
-        np.savez(f, features=feats, key=np.array(key_json))
-    return feats
+    return cached_arrays(key, lambda: {"features": _as_features(compute_fn(), "compute_fn()")},
+                         "fid-features", runs_dir, required=("features",))["features"]
