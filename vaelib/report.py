@@ -1,8 +1,8 @@
-"""The report: tables and metrics written by notebooks, and the papermill runner.
+"""The report: where a profile's outputs go, the tables and metrics notebooks write, and the
+papermill runner that executes notebooks/NN_*.ipynb in order and writes reports/REPORT.md.
 
-``run_report`` executes notebooks/NN_*.ipynb in order (papermill, parameter ``profile``),
-writes executed copies and HTML exports to <out_root>/reports/notebooks/, and collects
-wall times, tables and metrics into <out_root>/reports/REPORT.md.
+Outputs of profile "full" go under the project root (the committed figures/ and reports/); those
+of "smoke" under $VAELIB_OUT (default <root>/build/smoke), so tests never overwrite them.
 """
 
 from __future__ import annotations
@@ -17,14 +17,31 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, NotebookError
-from .io import atomic_path, atomic_write, write_json
-from .paths import metrics_dir, out_root, project_root, tables_dir
-from .profiles import check_profile, default_profile
+from .experiments import check_profile, default_profile
+from .store import atomic_path, atomic_write, project_root, write_json
 
-__all__ = ["default_profile", "write_table", "write_metrics", "notebooks", "select", "run_report"]
+__all__ = ["out_root", "figure_dir", "write_table", "write_metrics", "notebooks", "select", "run_report"]
 
 _NOTEBOOK = re.compile(r"\d\d_.+\.ipynb")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def out_root(profile: str | None = None) -> Path:
+    """The project root for "full"; $VAELIB_OUT (relative to the root) or <root>/build/smoke for "smoke"."""
+    if check_profile(profile or default_profile()) == "full":
+        return project_root()
+    value = os.environ.get("VAELIB_OUT")
+    return project_root() / value if value else project_root() / "build" / "smoke"
+
+
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def figure_dir(stem: str, profile: str | None = None) -> Path:
+    """<out_root>/figures/<stem>/ (created)."""
+    return _made(out_root(profile) / "figures" / _check_name(stem, "notebook stem"))
 
 
 def _check_name(name: str, what: str) -> str:
@@ -39,7 +56,7 @@ def write_table(df: Any, name: str, profile: str | None = None) -> Path:
 
     _check_name(name, "table name")
     index = not isinstance(df.index, pd.RangeIndex)
-    folder = tables_dir(profile)
+    folder = _made(out_root(profile) / "reports" / "tables")
     with atomic_write(folder / f"{name}.csv", "w") as f:
         df.to_csv(f, index=index)
     with atomic_write(folder / f"{name}.md", "w") as f:
@@ -50,7 +67,7 @@ def write_table(df: Any, name: str, profile: str | None = None) -> Path:
 def write_metrics(stem: str, metrics: Mapping[str, Any], profile: str | None = None) -> Path:
     """Write a notebook's headline numbers to reports/metrics/<stem>.json; return the path."""
     _check_name(stem, "notebook stem")
-    return write_json(metrics_dir(profile) / f"{stem}.json", dict(metrics))
+    return write_json(out_root(profile) / "reports" / "metrics" / f"{stem}.json", dict(metrics))
 
 
 def notebooks(directory: str | os.PathLike | None = None) -> list[Path]:
@@ -119,7 +136,7 @@ def run_report(profile: str = "full", only: str | None = None, *,
                log: Callable[..., Any] = print) -> dict[str, float]:
     """Execute the notebooks in order and write REPORT.md; return wall seconds per stem.
 
-    ``notebooks_dir`` defaults to <root>/notebooks and ``out`` to ``paths.out_root(profile)``.
+    ``notebooks_dir`` defaults to <root>/notebooks and ``out`` to ``out_root(profile)``.
     Raises InputError for an unknown profile or name and NotebookError when a notebook fails
     (that notebook gets no executed copy; the ones before it keep theirs).
     """

@@ -1,6 +1,7 @@
-"""Training: ``fit()`` with per-epoch history, callbacks, atomic checkpoints and exact resume.
+"""Training: ``fit()`` (one autograd loop), callbacks, checkpoints with exact resume, and
+``train_or_load(RunConfig)``, which keeps every trained run in the result store.
 
-The whole training tensor lives on the device; each epoch draws one permutation and slices
+The whole training tensor lives on the device; each epoch draws one permutation and gathers
 batches from it (no per-item ``Dataset``/``DataLoader``). Randomness comes from two explicit
 generators seeded from ``seed`` (batch order, reparameterisation noise), so a run resumed from a
 checkpoint ends bit-identical to an uninterrupted one on the same machine.
@@ -8,32 +9,47 @@ checkpoint ends bit-identical to an uninterrupted one on the same machine.
 from __future__ import annotations
 
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import batches
-from .io import atomic_write
+from . import store
+from .data import ImageSet, batches, filter_classes, load_dataset, take, to_float, train_val_split
 from .losses import elbo_terms
-from .mlp_gradients import elbo_gradients
-from .models import MLPVAE
+from .metrics import mse, psnr, ssim
+from .models import VAE, build_model
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return seed
 
 
 def default_device() -> torch.device:
     """cuda, then mps, then cpu."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    mps = getattr(torch.backends, "mps", None)
+    return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     return default_device() if device in (None, "auto") else torch.device(device)
+
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """Progress bars: as asked, else on unless $VAELIB_QUIET or $CI is set."""
+    return progress if progress is not None else not (os.environ.get("VAELIB_QUIET") or os.environ.get("CI"))
 
 
 @dataclass
@@ -42,65 +58,62 @@ class TrainState:
 
     model: torch.nn.Module
     epoch: int = 0  # 1-based epoch in progress (or just finished)
-    batch: int = 0  # batch index within the epoch, 1-based after it ran
     step: int = 0  # optimiser steps so far
     history: list[dict] = field(default_factory=list)
-    loss: float = float("nan")
 
 
 class Callback:
-    """Hooks called by ``fit``; override what you need."""
+    """Hooks called by ``fit``; ``state``/``restore`` carry a callback's data through checkpoints."""
 
     def on_train_begin(self, state: TrainState) -> None: ...
     def on_batch_end(self, state: TrainState) -> None: ...
     def on_epoch_end(self, state: TrainState) -> None: ...
+    def state(self) -> Any: return None
+    def restore(self, saved: Any) -> None: ...
 
 
 class SnapshotEvery(Callback):
-    """Stores ``fn(model)`` (under eval mode and no_grad) every ``every`` optimiser steps,
-    at the start of training and at the end of each epoch if asked. ``snapshots`` holds
-    dicts ``{"step", "epoch", "value"}``."""
+    """``fn(model)`` (eval mode, no_grad) at the start, every ``every`` optimiser steps, and with
+    ``every=0`` at the end of each epoch; ``snapshots`` holds ``{"step", "epoch", "value"}`` dicts."""
 
-    def __init__(self, every: int, fn: Callable[[torch.nn.Module], Any], at_start: bool = True,
-                 at_epoch_end: bool = False):
-        self.every, self.fn, self.at_start, self.at_epoch_end = every, fn, at_start, at_epoch_end
-        self.snapshots: list[dict] = []
+    def __init__(self, every: int, fn: Callable[[torch.nn.Module], Any]):
+        self.every, self.fn, self.snapshots = every, fn, []
 
-    def _take(self, state: TrainState) -> None:
-        model = state.model
-        was_training = model.training
-        model.eval()
+    def _take(self, st: TrainState) -> None:
+        st.model.eval()
         with torch.no_grad():
-            value = self.fn(model)
-        model.train(was_training)
-        self.snapshots.append({"step": state.step, "epoch": state.epoch, "value": value})
+            self.snapshots.append({"step": st.step, "epoch": st.epoch, "value": self.fn(st.model)})
+        st.model.train()
 
-    def on_train_begin(self, state):
-        if self.at_start and state.step == 0:
-            self._take(state)
+    def on_train_begin(self, st):
+        if st.step == 0:
+            self._take(st)
 
-    def on_batch_end(self, state):
-        if self.every and state.step % self.every == 0:
-            self._take(state)
+    def on_batch_end(self, st):
+        if self.every and st.step % self.every == 0:
+            self._take(st)
 
-    def on_epoch_end(self, state):
-        if self.at_epoch_end and not (self.every and state.step % self.every == 0):
-            self._take(state)
+    def on_epoch_end(self, st):
+        if not self.every:
+            self._take(st)
+
+    def state(self):
+        return self.snapshots
+
+    def restore(self, saved):
+        self.snapshots = list(saved)
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 512, beta: float = 1.0,
+def evaluate(model: VAE, x: torch.Tensor, *, batch_size: int = 512, beta: float = 1.0,
              likelihood: str = "bernoulli", seed: int = 0, image_metrics: bool = False) -> dict[str, float]:
     """Mean −ELBO terms (z sampled with a fixed seed) and, if asked, MSE/PSNR/SSIM of the
-    reconstruction decoded from μ; all per image."""
-    from .metrics import mse, psnr, ssim
-
+    reconstruction from μ, over ``x``; touches no global random state."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = torch.Generator(device=model.device).manual_seed(seed)
     sums: dict[str, torch.Tensor] = {}
-    for xb in batches(x.to(device), batch_size):
+    for xb in batches(x.to(model.device), batch_size):
         logits, mu, logvar = model(xb, generator=gen)
         terms = elbo_terms(logits, xb, mu, logvar, beta, likelihood)
         if image_metrics:
@@ -113,151 +126,223 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 512, 
 
 
 class EvalEachEpoch(Callback):
-    """At the end of every epoch, ``evaluate`` each fixed image set of ``sets`` (prefix → float
-    images) and add ``<prefix>total/recon/kl`` (z sampled with the fixed ``seed``) and
-    ``<prefix>mse/psnr/ssim`` (reconstruction from μ) to that epoch's history row, so that
-    checkpoints (and runs resumed from them) keep them. Touches no training RNG or state."""
+    """After every epoch, ``<prefix>total/recon/kl/mse/psnr/ssim`` of fixed image sets (prefix →
+    float images) go into that epoch's history row. Touches no training random state."""
 
-    def __init__(self, sets: dict[str, torch.Tensor], *, beta: float = 1.0, likelihood: str = "bernoulli",
-                 seed: int = 0, batch_size: int = 512):
-        self.sets, self.beta, self.likelihood = dict(sets), beta, likelihood
-        self.seed, self.batch_size = seed, batch_size
+    def __init__(self, sets: dict[str, torch.Tensor], **evaluate_kwargs: Any):
+        self.sets, self.kwargs = sets, evaluate_kwargs
 
-    def on_epoch_end(self, state):
-        row = state.history[-1]
+    def on_epoch_end(self, st):
         for prefix, x in self.sets.items():
-            ev = evaluate(state.model, x, batch_size=self.batch_size, beta=self.beta,
-                          likelihood=self.likelihood, seed=self.seed, image_metrics=True)
-            row.update({f"{prefix}{k}": v for k, v in ev.items()})
+            ev = evaluate(st.model, x, image_metrics=True, **self.kwargs)
+            st.history[-1].update({f"{prefix}{k}": v for k, v in ev.items()})
 
 
-def make_adam(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam, fused into one kernel per step where PyTorch has it (CPU, CUDA): on small models the
-    optimiser's many small element-wise ops otherwise cost as much as the matmuls."""
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
-
-
-def adam_stepper(opt: torch.optim.Adam) -> Callable[[], None]:
-    """``opt.step`` for a single-group fused Adam, minus ``torch.optim.Optimizer``'s per-call Python
-    bookkeeping (~0.1 ms, 4 % of an MLP VAE step on a CPU): once the first ordinary step has created
-    Adam's state, the same fused update runs through ``torch.optim.adam.adam`` on the optimiser's
-    own state tensors, so ``opt.state_dict()`` (checkpoints) stays exact. Other optimisers: ``opt.step``."""
-    group = opt.param_groups[0]
-    if len(opt.param_groups) != 1 or not group.get("fused") or group["amsgrad"] or group["weight_decay"]:
-        return opt.step
-    from torch.optim.adam import adam
-    params = group["params"]
-
-    def step() -> None:
-        if any(p.grad is None or p not in opt.state for p in params):
-            opt.step()
-            return
-        states = [opt.state[p] for p in params]
-        beta1, beta2 = group["betas"]
-        adam(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-             [], [s["step"] for s in states], fused=True, amsgrad=False, beta1=beta1, beta2=beta2,
-             lr=group["lr"], weight_decay=0.0, eps=group["eps"], maximize=False)
-    return step
-
-
-def gradient_method(arch: str, likelihood: str) -> str:
-    """How ``fit`` computes gradients for a model of ``arch``: the MLP VAE with the Bernoulli
-    likelihood uses the hand-derived ``vaelib.mlp_gradients`` (faster on a CPU), the rest autograd.
-    Part of the run cache key, since the two round differently."""
-    return "mlp_gradients" if arch == MLPVAE.arch and likelihood == "bernoulli" else "autograd"
-
-
-def _gradient_step(model: torch.nn.Module, opt: torch.optim.Optimizer, beta: float, likelihood: str,
-                   noise_gen: torch.Generator) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
-    """A function of one batch that sets the gradients of the batch-mean negative β-ELBO and
-    returns its per-image terms; z is sampled from ``noise_gen`` the same way on both paths."""
-    if type(model) is MLPVAE and gradient_method(model.arch, likelihood) == "mlp_gradients":
-        def step(xb):
-            eps = torch.randn((len(xb), model.latent_dim), generator=noise_gen, device=xb.device, dtype=xb.dtype)
-            return elbo_gradients(model, xb, eps, beta)
-        return step
-
-    def step(xb):
-        logits, mu, logvar = model(xb, generator=noise_gen)
-        terms = elbo_terms(logits, xb, mu, logvar, beta, likelihood)
-        opt.zero_grad(set_to_none=True)
-        terms["total"].mean().backward()
-        return terms
-    return step
-
-
-def _progress_enabled() -> bool:
-    return not os.environ.get("VAELIB_QUIET") and not os.environ.get("CI")
-
-
-def fit(model: torch.nn.Module, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
-        epochs: int, batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0,
-        likelihood: str = "bernoulli", seed: int = 0, device: str | torch.device | None = None,
-        callbacks: Sequence[Callback] = (), checkpoint_path: str | Path | None = None,
-        val_metrics: bool = False, progress: bool | None = None) -> list[dict]:
-    """Train ``model`` with Adam on the negative β-ELBO; return the per-epoch history.
-
-    History rows: ``epoch``, ``train_total/recon/kl`` (running means over the epoch's batches),
-    ``val_total/recon/kl`` (z sampled with a fixed seed), with ``val_metrics`` also
-    ``val_mse/psnr/ssim`` (reconstruction from μ), and ``seconds``. With ``checkpoint_path``,
-    a checkpoint is written atomically after every epoch and training resumes from it.
-    """
+def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *, epochs: int,
+        batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, likelihood: str = "bernoulli",
+        seed: int = 0, device: str | torch.device | None = None, callbacks: Sequence[Callback] = (),
+        checkpoint_path: str | Path | None = None, val_metrics: bool = False,
+        progress: bool | None = None) -> list[dict]:
+    """Train ``model`` with Adam (PyTorch's fused kernel where there is one) on the negative β-ELBO;
+    return the per-epoch history: ``train_total/recon/kl`` (running means), ``val_total/recon/kl``
+    (z sampled with a fixed seed; ``val_mse/psnr/ssim`` too with ``val_metrics``) and ``seconds``.
+    With ``checkpoint_path`` a checkpoint is written after every epoch and training resumes from it."""
     device = resolve_device(device)
     model.to(device)
     x = train_x.to(device)
-    xv = None if val_x is None else val_x.to(device)
-    opt = make_adam(model, lr, device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
     shuffle_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    history: list[dict] = []
-    start_epoch = 0
+    st = TrainState(model)
     ckpt = Path(checkpoint_path) if checkpoint_path else None
     if ckpt and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        shuffle_gen.set_state(state["shuffle_rng"])
-        noise_gen.set_state(state["noise_rng"].to(noise_gen.get_state().device))
-        history, start_epoch = list(state["history"]), int(state["epoch"])
-    gradient_step = _gradient_step(model, opt, beta, likelihood, noise_gen)
-    optimizer_step = adam_stepper(opt)
-    n_batches = -(-len(x) // batch_size)
-    st = TrainState(model, epoch=start_epoch, step=start_epoch * n_batches, history=history)
-    show = _progress_enabled() if progress is None else progress
-    bar = tqdm(total=(epochs - start_epoch) * n_batches, disable=not show, desc="training", leave=False)
+        saved = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        shuffle_gen.set_state(saved["shuffle_rng"])
+        noise_gen.set_state(saved["noise_rng"].to(noise_gen.get_state().device))
+        st.history, st.epoch, st.step = list(saved["history"]), saved["epoch"], saved["step"]
+        for cb, cb_state in zip(callbacks, saved["callbacks"]):
+            cb.restore(cb_state)
+    bar = tqdm(total=(epochs - st.epoch) * -(-len(x) // batch_size), disable=not progress_enabled(progress),
+               desc="training", leave=False)
     model.train()
     for cb in callbacks:
         cb.on_train_begin(st)
-    for epoch in range(start_epoch + 1, epochs + 1):
+    for st.epoch in range(st.epoch + 1, epochs + 1):
         t0 = time.perf_counter()
-        st.epoch = epoch
         sums = torch.zeros(3, dtype=torch.float64, device=device)
-        for st.batch, xb in enumerate(batches(x, batch_size, shuffle=True, generator=shuffle_gen), 1):
-            terms = gradient_step(xb)
-            optimizer_step()
+        for xb in batches(x, batch_size, shuffle=True, generator=shuffle_gen):
+            logits, mu, logvar = model(xb, generator=noise_gen)
+            terms = elbo_terms(logits, xb, mu, logvar, beta, likelihood)
+            opt.zero_grad(set_to_none=True)
+            terms["total"].mean().backward()
+            opt.step()
             st.step += 1
             with torch.no_grad():
                 sums += torch.stack([terms["total"].sum(), terms["recon"].sum(), terms["kl"].sum()]).double()
             for cb in callbacks:
                 cb.on_batch_end(st)
             bar.update(1)
-        row = {"epoch": epoch, **{f"train_{k}": float(v) / len(x)
-                                  for k, v in zip(("total", "recon", "kl"), sums.tolist())}}
-        if xv is not None:
-            ev = evaluate(model, xv, beta=beta, likelihood=likelihood, seed=seed + 2, image_metrics=val_metrics)
+        row = {"epoch": st.epoch, **{f"train_{k}": v / len(x) for k, v in zip(("total", "recon", "kl"), sums.tolist())}}
+        if val_x is not None:
+            ev = evaluate(model, val_x, beta=beta, likelihood=likelihood, seed=seed + 2, image_metrics=val_metrics)
             row.update({f"val_{k}": v for k, v in ev.items()})
         row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        st.loss = row["train_total"]
-        bar.set_postfix(epoch=epoch, loss=f"{row['train_total']:.1f}")
+        st.history.append(row)
+        bar.set_postfix(epoch=st.epoch, loss=f"{row['train_total']:.1f}")
         for cb in callbacks:
             cb.on_epoch_end(st)
         if ckpt:
-            with atomic_write(ckpt) as f:
-                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                            "history": history, "shuffle_rng": shuffle_gen.get_state(),
-                            "noise_rng": noise_gen.get_state()}, f)
+            with store.atomic_write(ckpt) as f:
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": st.epoch,
+                            "step": st.step, "history": st.history, "shuffle_rng": shuffle_gen.get_state(),
+                            "noise_rng": noise_gen.get_state(), "callbacks": [cb.state() for cb in callbacks]}, f)
     bar.close()
     model.eval()
-    return history
+    return st.history
+
+
+# ---------------------------------------------------------------- runs: a config → a trained model in the store
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a trained VAE (with the data's content)."""
+
+    dataset: str = "mnist"
+    classes: tuple[int, ...] | None = None
+    arch: str = "mlp"
+    latent_dim: int = 2
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta: float = 1.0
+    likelihood: str = "bernoulli"
+    seed: int = 0
+    val_fraction: float = 0.1
+    n_train: int | None = None  # stratified subset of the training split (None = all)
+    n_test: int | None = None  # stratified subset of the test split (None = all)
+    snapshot_every: int = 0  # optimiser steps between training snapshots (0 = one per epoch)
+    snapshot_n: int = 0  # test images encoded (8 reconstructed) per snapshot (0 = no snapshots)
+    eval_n: int = 0  # per epoch: −ELBO and MSE/PSNR/SSIM of eval_n fixed train and test images (0 = off)
+
+    def __post_init__(self):
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+
+    @property
+    def label(self) -> str:
+        """A short name for tables, e.g. "fashion-mnist [0,1,7] conv z=2 β=0.5"."""
+        classes = "" if self.classes is None else f" [{','.join(map(str, self.classes))}]"
+        extra = (f" β={self.beta:g}" if self.beta != 1 else "") + (f" seed {self.seed}" if self.seed else "")
+        return f"{self.dataset}{classes} {self.arch} z={self.latent_dim}{extra}"
+
+
+@dataclass
+class Run:
+    """A trained (or loaded) run: model in eval mode, history, test metrics, data, snapshots."""
+
+    config: RunConfig
+    key: str
+    model: VAE
+    history: list[dict]
+    metrics: dict
+    data: SimpleNamespace
+    snapshots: dict | None = None
+    cached: bool = True
+
+    @property
+    def store_key(self) -> str:
+        return self.key
+
+
+def load_run_data(cfg: RunConfig) -> SimpleNamespace:
+    """train / val / test ImageSets for ``cfg`` (deterministic in the config's seed)."""
+    train, test = load_dataset(cfg.dataset, "train"), load_dataset(cfg.dataset, "test")
+    if cfg.classes is not None:
+        train, test = filter_classes(train, cfg.classes), filter_classes(test, cfg.classes)
+    train, val = train_val_split(take(train, cfg.n_train, seed=cfg.seed), cfg.val_fraction, seed=cfg.seed)
+    return SimpleNamespace(train=train, val=val, test=take(test, cfg.n_test, seed=cfg.seed))
+
+
+def snapshot_index(test: ImageSet, n: int) -> list[int]:
+    """``n`` test images followed through training: a class-stratified subset in class round-robin
+    order (so the first few, whose reconstructions are kept, span the classes)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(test))
+    if n < len(test):
+        strat = None if test.labels is None else test.labels.numpy()
+        idx = np.sort(train_test_split(idx, test_size=n, random_state=0, stratify=strat)[1])
+    if test.labels is None:
+        return idx.tolist()
+    labels = test.labels.numpy()[idx]
+    rank = np.zeros(len(idx), dtype=np.int64)  # position of each image within its class
+    for c in np.unique(labels):
+        rank[labels == c] = np.arange(int((labels == c).sum()))
+    return idx[np.lexsort((labels, rank))].tolist()
+
+
+def run_callbacks(cfg: RunConfig, train: ImageSet, test: ImageSet) -> list[Callback]:
+    """What ``train_or_load`` adds to ``fit`` for ``cfg``: a ``SnapshotEvery`` of the followed test
+    images' μ and 8 reconstructions (when ``snapshot_n``), and per-epoch evaluation (when ``eval_n``)."""
+    callbacks: list[Callback] = []
+    if cfg.snapshot_n:
+        xs = to_float(test.images[snapshot_index(test, min(cfg.snapshot_n, len(test)))])
+        callbacks.append(SnapshotEvery(cfg.snapshot_every, lambda m: {
+            "mu": m.encode(xs.to(m.device))[0].float().cpu(),
+            "recon": (m.reconstruct(xs[:8].to(m.device)) * 255).round().to(torch.uint8).cpu()}))
+    if cfg.eval_n:
+        sets = {"train_eval_": take(train, cfg.eval_n, seed=cfg.seed), "test_": take(test, cfg.eval_n, seed=cfg.seed)}
+        callbacks.append(EvalEachEpoch({k: to_float(v.images) for k, v in sets.items()}, beta=cfg.beta,
+                                       likelihood=cfg.likelihood, seed=cfg.seed + 3))
+    return callbacks
+
+
+def _train(cfg: RunConfig, train: ImageSet, val: ImageSet, test: ImageSet, checkpoint: Path,
+           device: torch.device, progress: bool | None) -> dict:
+    """Train the run of ``cfg``; the stored value: weights, history, test metrics, snapshots."""
+    seed_everything(cfg.seed)
+    model = build_model(cfg.arch, cfg.latent_dim)
+    callbacks = run_callbacks(cfg, train, test)
+    t0 = time.perf_counter()
+    history = fit(model, to_float(train.images), to_float(val.images), epochs=cfg.epochs, batch_size=cfg.batch_size,
+                  lr=cfg.lr, beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed, device=device,
+                  callbacks=callbacks, checkpoint_path=checkpoint, val_metrics=True, progress=progress)
+    ev = evaluate(model, to_float(test.images), beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed + 3,
+                  image_metrics=True)
+    metrics = {**{f"test_{k}": v for k, v in ev.items()}, "train_seconds": time.perf_counter() - t0,
+               "device": str(device), "data_source": train.provenance.get("source"),
+               "n_train": len(train), "n_val": len(val), "n_test": len(test)}
+    snapshots = None
+    if cfg.snapshot_n:
+        snaps = callbacks[0].snapshots
+        idx = torch.as_tensor(snapshot_index(test, min(cfg.snapshot_n, len(test))))
+        snapshots = {"index": idx, "step": torch.tensor([s["step"] for s in snaps]),
+                     "epoch": torch.tensor([s["epoch"] for s in snaps]),
+                     "mu": torch.stack([s["value"]["mu"] for s in snaps]),
+                     "recon": torch.stack([s["value"]["recon"] for s in snaps])}
+    return {"model_config": model.config(), "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "history": history, "metrics": metrics, "snapshots": snapshots}
+
+
+def train_or_load(cfg: RunConfig, device: str | torch.device | None = None, progress: bool | None = None) -> Run:
+    """The run of ``cfg`` from the result store, trained (resuming an interrupted training) if missing."""
+    data = load_run_data(cfg)
+    key = store.key(_train, cfg, data.train, data.val, data.test)
+    device = resolve_device(device)
+    checkpoint = store.root() / ".partial" / key[:16] / "checkpoint.pt"
+    trained: list[bool] = []
+
+    def run_training() -> dict:
+        trained.append(True)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        return _train(cfg, data.train, data.val, data.test, checkpoint, device, progress)
+
+    value = store.compute(key, "vaelib.train._train", run_training)
+    if trained:
+        checkpoint.unlink(missing_ok=True)
+    model = build_model(**value["model_config"])
+    model.load_state_dict(value["state_dict"])
+    return Run(cfg, key, model.to(device).eval(), value["history"], value["metrics"], data, value["snapshots"],
+               cached=not trained)

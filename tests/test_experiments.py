@@ -1,0 +1,73 @@
+"""Settings per chapter and profile, the run table, and where a profile's outputs go."""
+import dataclasses
+
+import pytest
+
+from vaelib import experiments, report, store
+from vaelib.errors import InputError
+from vaelib.train import RunConfig
+
+
+def test_profiles_change_sizes_only():
+    for stem, chapter in experiments.CHAPTERS.items():
+        assert set(chapter["smoke"]) <= set(chapter["full"]), stem
+        full, smoke = experiments.runs(experiments.settings(stem, "full")), experiments.runs(experiments.settings(stem, "smoke"))
+        assert len(smoke) <= len(full), stem
+        for a, b in zip(smoke, full):  # same architecture, data and likelihood: the same code path
+            assert (a.arch, a.dataset, a.likelihood, a.classes) == (b.arch, b.dataset, b.likelihood, b.classes), stem
+
+
+def test_unknown_settings_are_rejected_with_the_allowed_ones():
+    with pytest.raises(InputError, match=r"'epoch' of 01_vae: unknown; expected some of .*epochs"):
+        experiments.settings("01_vae", "full", {"epoch": 3})
+    with pytest.raises(InputError, match="expected one of 00_data"):
+        experiments.settings("99_nope", "full")
+    with pytest.raises(InputError, match="smoke, full"):
+        experiments.settings("01_vae", "medium")
+
+
+def test_overrides_and_grids():
+    p = experiments.settings("02_latent_sizes", "full", {"latent_dim": [3, 5], "epochs": 4})
+    assert [(c.latent_dim, c.epochs, c.arch, c.snapshot_n) for c in experiments.runs(p)] == [(3, 4, "conv", 2000), (5, 4, "conv", 2000)]
+    sweep = experiments.runs(experiments.settings("03_beta_sweep", "full"))
+    assert sweep[0] == RunConfig(dataset="fashion-mnist", arch="conv", latent_dim=16, epochs=25, eval_n=5000)
+    assert [(c.beta, c.latent_dim, c.classes, c.epochs, c.snapshot_every, c.eval_n) for c in sweep[1:]] == [
+        (b, 2, (0, 1, 7), 20, 25, 0) for b in (0.1, 0.5, 1.0)]
+    assert experiments.runs(experiments.settings("04_frozen_mu", "full")) == sweep[:1]
+    gmm = experiments.runs(experiments.settings("06_gmm", "full", {"seed": 4}))
+    assert [(c.latent_dim, c.classes, c.seed, c.val_fraction, c.epochs) for c in gmm] == [(2, (1, 4, 8), 4, 0.15, 50), (8, (1, 4, 8), 4, 0.15, 50)]
+
+
+def test_run_table_and_all_runs():
+    table = experiments.run_table("smoke")
+    assert list(table) == list(experiments.CHAPTERS) and table["05_fid"] == []
+    every = experiments.all_runs("smoke")
+    assert len(every) == len(set(every)) and table["04_frozen_mu"][0] in every
+    assert all(isinstance(c, RunConfig) and dataclasses.is_dataclass(c) for c in every)
+
+
+def test_default_profile(monkeypatch):
+    monkeypatch.setenv("VAELIB_PROFILE", "smoke")
+    assert experiments.settings("01_vae").profile == "smoke"
+    monkeypatch.setenv("VAELIB_PROFILE", "big")
+    with pytest.raises(InputError, match=r"\$VAELIB_PROFILE 'big'"):
+        experiments.default_profile()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    monkeypatch.delenv("VAELIB_OUT", raising=False)
+    monkeypatch.delenv("VAELIB_RUNS", raising=False)
+    return tmp_path
+
+
+def test_output_and_store_folders(project, monkeypatch):
+    assert store.project_root() == project and store.root() == project / "runs"
+    assert report.out_root("full") == project and report.out_root("smoke") == project / "build" / "smoke"
+    monkeypatch.setenv("VAELIB_OUT", "build/elsewhere")  # relative to the project root
+    assert report.figure_dir("01_vae", "smoke") == project / "build" / "elsewhere" / "figures" / "01_vae"
+    monkeypatch.setenv("VAELIB_RUNS", "cache")
+    assert store.root() == project / "cache"
