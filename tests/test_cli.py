@@ -15,8 +15,7 @@ from skimage.metrics import structural_similarity
 from sklearn.metrics import accuracy_score, f1_score
 
 from vaelib import cli, gmm
-from vaelib.models import build_model
-from vaelib.runs import load_model, save_model
+from vaelib.models import build_model, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,7 +143,8 @@ def test_classifier_metrics_and_csv(files, tmp_path, capsys):
 
 def test_help_per_command(capsys):
     assert cli.main(["--help"]) == 0
-    assert "vae TEST test_classifier vae.pth gmm_params.pkl" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "vae TEST test_classifier vae.pth gmm_params.pkl" in out and "python -m vaelib report" in out
     for command, option in [("train", "--latent-dim"), ("test_reconstruction", "--out"), ("test_classifier", "--device")]:
         assert cli.main([command, "--help"]) == 0
         out = capsys.readouterr().out
@@ -179,6 +179,14 @@ def test_bad_inputs_one_line_exit_2_nothing_written(files, tmp_path, capsys):
         ([files["test"], "test_classifier", m], "required: gmm_params.pkl"),
         ([files["test"], "evaluate", m], "none of train, test_reconstruction, test_classifier"),
         ([files["test"], "test_reconstruction", m, "--device", "tpu"], "--device 'tpu'"),
+        ([files["test"], "test_reconstruction", m, "--device", "cuda:7"], "--device 'cuda:7'"),
+        ([files["test"], "test_reconstruction", m, "--out", tmp_path / "keys.npz"],
+         "keys.npz: an existing file without the .png suffix"),
+        ([files["train"], files["val"], "train", tmp_path / "a.pth", tmp_path / "a.pth"], "given twice as an output"),
+        ([files["train"], files["val"], "train", tmp_path / "a.pth", tmp_path / "b.pkl", "--lr", "inf"],
+         "--lr: inf is not a positive number"),
+        ([files["train"], files["val"], "train", tmp_path / "a.pth", tmp_path / "b.pkl", "--epochs", "two"],
+         "--epochs: invalid number value: 'two'"),
     ]
     before = sorted(p.name for p in tmp_path.iterdir())
     for argv, message in cases:

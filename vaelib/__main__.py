@@ -60,7 +60,7 @@ def _store(action: str, older_than: float | None, dry_run: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("report", "sweep", "store", "-h", "--help"):
+    if not argv or argv[0] not in ("report", "sweep", "store"):
         from . import cli
 
         return cli.main(argv) or 0

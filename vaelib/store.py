@@ -1,21 +1,16 @@
 """The result store: every cached result of the report, keyed by its inputs and the code behind it.
 
-``cached(fn, *args, **kwargs)`` returns ``fn(*args, **kwargs)``, computed once and then read back. The
-key is a SHA-256 of the arguments' content and of the source of ``fn`` and of every function, class
-and constant of vaelib (or of ``fn``'s own module) that it references, followed transitively: editing
-that code recomputes the result, with no version number to bump. An entry is a folder
-``<root>/<module.function>/<key>/`` holding ``value.json`` (the value's structure), ``arrays.npz``
-(its arrays, read with ``allow_pickle=False``) and ``manifest.json`` (SHA-256 of both files). It is
-built in a temporary folder and renamed into place, so readers never see half an entry and, of two
-processes computing the same entry, the first rename wins and the other is discarded. A damaged
-entry (missing file, bad checksum, unreadable JSON) is reported in one line, deleted and recomputed.
-
-We do not use ``joblib.Memory``, which keys by code in much the same way: it stores values with
-pickle, so reading a store someone else filled could execute code, and it follows no code beyond
-the decorated function itself.
+``cached(fn, *args)`` returns ``fn(*args)``, computed once and then read back. The key hashes the
+arguments' content and the source of ``fn`` and of every function, class and constant of vaelib (or
+of ``fn``'s module) it references, transitively: editing that code recomputes, with no version to
+bump. An entry ``<root>/<module.fn>/<key>/`` holds ``value.json`` (structure), ``arrays.npz`` (arrays,
+read with ``allow_pickle=False``) and ``manifest.json`` (their SHA-256). It is built in a temporary
+folder and renamed into place: readers never see half an entry, and of two processes computing
+the same entry the first rename wins. A damaged entry is reported in one line and recomputed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import dis
 import functools
@@ -302,33 +297,23 @@ def _read_entry(folder: Path) -> Any:
         raise ValueError(f"{type(e).__name__}: {e}") from None
 
 
-def _discard(folder: Path) -> None:
-    trash = folder.with_name(f".trash-{uuid.uuid4().hex[:8]}")
-    try:
-        folder.rename(trash)
-    except OSError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _folder(k: str, name: str) -> Path:
-    return root() / name / k
-
-
 MISSING = object()
 
 
 def load(k: str, name: str) -> Any:
-    """The value stored under key ``k`` (entry group ``name``), or ``MISSING``; a damaged entry is
-    reported in one line and deleted."""
-    folder = _folder(k, name)
+    """The value stored under key ``k`` (group ``name``), or ``MISSING``; a damaged entry is
+    reported in one line and moved out of the way."""
+    folder = root() / name / k
     if not folder.exists():
         return MISSING
     try:
         value = _read_entry(folder)
     except ValueError as e:
         warnings.warn(f"store: {folder}: damaged ({e}); recomputing", RuntimeWarning, stacklevel=3)
-        _discard(folder)
+        trash = folder.with_name(f".trash-{uuid.uuid4().hex[:8]}")
+        with contextlib.suppress(OSError):
+            folder.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
         return MISSING
     os.utime(folder)  # last use, for `prune --older-than`
     return value
@@ -347,7 +332,7 @@ def compute(k: str, name: str, fn: Callable[[], Any]) -> Any:
     try:
         _write_entry(tmp, value, {"fn": name, "key": k, "seconds": time.perf_counter() - t0,
                                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        folder = _folder(k, name)
+        folder = root() / name / k
         folder.parent.mkdir(parents=True, exist_ok=True)
         try:
             tmp.rename(folder)
@@ -368,9 +353,7 @@ def cached(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 # ---------------------------------------------------------------- list, verify, prune
 
 def _entry_folders() -> list[Path]:
-    base = root()
-    return sorted(p for p in base.glob("*/*") if p.is_dir() and not p.parent.name.startswith(".")) \
-        if base.is_dir() else []
+    return sorted(p for p in root().glob("[!.]*/[!.]*") if p.is_dir())
 
 
 def entries() -> list[dict]:
@@ -396,14 +379,14 @@ def verify() -> list[tuple[Path, str]]:
 
 
 def prune(older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
-    """Delete damaged entries, left-over temporary folders and (if asked) entries unused for
-    ``older_than_days``; return what was (or, with ``dry_run``, would be) deleted."""
-    base = root()
-    doomed = [p for p in base.glob(".tmp/*")] + [p for p in base.glob("*/.trash-*")]
-    doomed += [folder for folder, _ in verify()]
+    """Delete damaged entries, left-overs of interrupted writes and (if asked) entries and training
+    checkpoints unused for ``older_than_days``; return what was (with ``dry_run``: would be) deleted.
+    Run it when nothing else is writing to the store."""
+    doomed = list(root().glob(".tmp/*")) + list(root().glob("*/.trash-*")) + [f for f, _ in verify()]
     if older_than_days is not None:
         cutoff = time.time() - 86400 * older_than_days
-        doomed += [f for f in _entry_folders() if f.stat().st_mtime < cutoff and f not in doomed]
+        doomed += [f for f in _entry_folders() + list(root().glob(".partial/*"))
+                   if f.stat().st_mtime < cutoff and f not in doomed]
     if not dry_run:
         for folder in doomed:
             shutil.rmtree(folder, ignore_errors=True)
