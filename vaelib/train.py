@@ -155,12 +155,11 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     st = TrainState(model)
     ckpt = Path(checkpoint_path) if checkpoint_path else None
+    parts = {"model": model, "optimizer": opt, "shuffle_rng": shuffle_gen, "noise_rng": noise_gen}
     if ckpt and ckpt.exists():
-        saved = torch.load(ckpt, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        shuffle_gen.set_state(saved["shuffle_rng"])
-        noise_gen.set_state(saved["noise_rng"].to(noise_gen.get_state().device))
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        for name, part in parts.items():
+            (part.set_state if name.endswith("rng") else part.load_state_dict)(saved[name])
         st.history, st.epoch, st.step = list(saved["history"]), saved["epoch"], saved["step"]
         for cb, cb_state in zip(callbacks, saved["callbacks"]):
             cb.restore(cb_state)
@@ -195,9 +194,9 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
             cb.on_epoch_end(st)
         if ckpt:
             with store.atomic_write(ckpt) as f:
-                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": st.epoch,
-                            "step": st.step, "history": st.history, "shuffle_rng": shuffle_gen.get_state(),
-                            "noise_rng": noise_gen.get_state(), "callbacks": [cb.state() for cb in callbacks]}, f)
+                torch.save({**{name: part.get_state() if name.endswith("rng") else part.state_dict()
+                               for name, part in parts.items()}, "epoch": st.epoch, "step": st.step,
+                            "history": st.history, "callbacks": [cb.state() for cb in callbacks]}, f)
     bar.close()
     model.eval()
     return st.history
