@@ -35,7 +35,7 @@ report: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m vaelib report --profile smoke $(if $(ONLY),--only $(ONLY))
 
-# Unit tests and nbval over notebooks/*.ipynb, smoke profile, outputs in a temp dir (see tests/conftest.py).
+# Unit tests and nbval over notebooks/*.ipynb, smoke profile, outputs in a temp dir (see conftest.py).
 test: $(STAMP)
 	VAELIB_PROFILE=smoke $(PY) -m pytest
 

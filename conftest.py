@@ -1,7 +1,8 @@
-"""Test session set-up: smoke profile, Agg backend, offline, outputs + run cache in a temporary folder.
+"""Test session set-up (at the root, so `pytest notebooks/01_vae.ipynb` gets it too): smoke profile,
+Agg backend, offline, outputs and result store in a temporary folder.
 
 Set at import, before any test module (or nbval kernel) starts, so that tests and notebooks
-never write into the committed figures/ and reports/ or the real runs/ cache.
+never write into the committed figures/ and reports/ or the real result store (runs/).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parent
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="vaelib-test-"))
 
 os.environ["MPLBACKEND"] = "Agg"
