@@ -17,11 +17,10 @@ import torch
 from . import gmm, metrics, plots
 from .data import load_arrays, to_float
 from .errors import InputError
-from .models import build_model, load_model, save_model
+from .models import VAE, build_model, load_model, save_model
 from .store import atomic_path, atomic_write
 from .train import default_device, fit, seed_everything
 
-COMMANDS = ("train", "test_reconstruction", "test_classifier")
 USAGE = {"train": "vae TRAIN VAL train vae.pth gmm_params.pkl [options]",
          "test_reconstruction": "vae TEST test_reconstruction vae.pth [options]",
          "test_classifier": "vae TEST test_classifier vae.pth gmm_params.pkl [options]"}
@@ -56,13 +55,13 @@ def _parser(command: str) -> _Parser:
     add = p.add_argument
     writes = " to write" if command == "train" else ""
     if command == "train":
-        add("train", metavar="TRAIN", help=f"training images (labels optional, unused): {DATA_HELP}")
-        add("val", metavar="VAL", help="validation images with labels (they define the classes)")
+        add("train", metavar="TRAIN", type=Path, help=f"training images (labels optional, unused): {DATA_HELP}")
+        add("val", metavar="VAL", type=Path, help="validation images with labels (they define the classes)")
     else:
-        add("test", metavar="TEST", help=f"test images (labels optional): {DATA_HELP}")
-    add("model", metavar="vae.pth", help="the model file" + writes)
+        add("test", metavar="TEST", type=Path, help=f"test images (labels optional): {DATA_HELP}")
+    add("model", metavar="vae.pth", type=Path, help="the model file" + writes)
     if command != "test_reconstruction":
-        add("gmm", metavar="gmm_params.pkl", help="the mixture file (NPZ content)" + writes)
+        add("gmm", metavar="gmm_params.pkl", type=Path, help="the mixture file (NPZ content)" + writes)
     if command == "train":
         add("--epochs", type=_positive(int), default=20, help="training epochs (default 20)")
         add("--latent-dim", type=_positive(int), default=2, help="latent size (default 2)")
@@ -102,18 +101,18 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _setup(a: argparse.Namespace) -> tuple[list[Path], list[Path], torch.device]:
-    """(inputs, outputs, device) of a command; InputError when an output is an input, a folder or given twice.
+def _setup(a: argparse.Namespace) -> tuple[list[Path], torch.device]:
+    """(outputs, device) of a command; InputError when an output is an input, a folder or given twice.
     A test command writes ``<TEST stem>_<name><suffix>`` (``OUTPUT``) in the model's folder or --out."""
     if a.command == "train":
-        inputs, outputs = [Path(a.train), Path(a.val)], [Path(a.model), Path(a.gmm)]
+        inputs, outputs = [a.train, a.val], [a.model, a.gmm]
     else:
-        (suffix, name), out = OUTPUT[a.command], Path(a.model).resolve().parent if a.out is None else Path(a.out)
+        (suffix, name), out = OUTPUT[a.command], a.model.resolve().parent if a.out is None else Path(a.out)
         if out.suffix.lower() != suffix and out.exists() and not out.is_dir():
             raise InputError(f"--out {a.out}: an existing file without the {suffix} suffix; "
                              f"expected a folder or a {suffix} file")
-        inputs = [Path(a.test), Path(a.model)] + ([Path(a.gmm)] if a.command == "test_classifier" else [])
-        outputs = [out if out.suffix.lower() == suffix else out / f"{Path(a.test).stem}_{name}{suffix}"]
+        inputs = [a.test, a.model, *([a.gmm] if a.command == "test_classifier" else [])]
+        outputs = [out if out.suffix.lower() == suffix else out / f"{a.test.stem}_{name}{suffix}"]
     for i, out in enumerate(outputs):
         if any(out.resolve() == p.resolve() for p in inputs):
             raise InputError(f"{out}: is also an input file; expected a different output path")
@@ -121,7 +120,7 @@ def _setup(a: argparse.Namespace) -> tuple[list[Path], list[Path], torch.device]
             raise InputError(f"{out}: given twice as an output; expected two different files")
         if out.is_dir():
             raise InputError(f"{out}: is a folder; expected a file path")
-    return inputs, outputs, _device(a.device)
+    return outputs, _device(a.device)
 
 
 def _images(path: Path, require_labels: bool = False) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -129,22 +128,29 @@ def _images(path: Path, require_labels: bool = False) -> tuple[torch.Tensor, np.
     return to_float(torch.from_numpy(x)), y
 
 
-def _train(a: argparse.Namespace) -> int:
+def _test_inputs(a: argparse.Namespace) -> tuple[Path, torch.Tensor, np.ndarray | None, VAE]:
+    """Where a test command starts: (output path, TEST images, TEST labels or None, model)."""
+    (out,), device = _setup(a)
+    x, y = _images(a.test)
+    return out, x, y, load_model(a.model, device)[0]
+
+
+def _train(a: argparse.Namespace) -> None:
     """Train an MLP VAE on the TRAIN images (labels not used), fit a Gaussian mixture on the latent means (one
     component per class in VAL, means started at VAL's class means, settings chosen on VAL), print validation
     metrics, and write vae.pth and gmm_params.pkl."""
-    (train_path, val_path), (model_path, gmm_path), device = _setup(a)
-    (x_tr, y_tr), (x_va, y_va) = _images(train_path), _images(val_path, require_labels=True)
-    classes = [int(c) for c in np.unique(y_va)]
-    extra = [] if y_tr is None else sorted(set(np.unique(y_tr).tolist()) - set(classes))
+    _, device = _setup(a)
+    (x_tr, y_tr), (x_va, y_va) = _images(a.train), _images(a.val, require_labels=True)
+    classes = np.unique(y_va).tolist()
+    extra = [] if y_tr is None else np.setdiff1d(y_tr, classes).tolist()
     if len(classes) < 2:
-        raise InputError(f"{val_path}: labels hold only class {classes}; expected at least two classes")
+        raise InputError(f"{a.val}: labels hold only class {classes}; expected at least two classes")
     if extra:
-        raise InputError(f"{train_path}: labels {extra} are not among the classes of {val_path} {classes}; "
+        raise InputError(f"{a.train}: labels {extra} are not among the classes of {a.val} {classes}; "
                          "expected VAL to hold every class")
     if len(x_tr) < len(classes):
-        raise InputError(f"{train_path}: {len(x_tr)} images; expected at least {len(classes)} "
-                         f"(one mixture component per class in {val_path})")
+        raise InputError(f"{a.train}: {len(x_tr)} images; expected at least {len(classes)} "
+                         f"(one mixture component per class in {a.val})")
     seed_everything(a.seed)
     model, t0 = build_model(a.arch, a.latent_dim), time.perf_counter()
     history = fit(model, x_tr, x_va, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=device,
@@ -156,88 +162,80 @@ def _train(a: argparse.Namespace) -> int:
     val = gmm.classification_metrics(y_va, clf.predict(z_va), classes)
     meta = {"model_sha256": model_fingerprint(model), "latent_dim": model.latent_dim, "arch": model.arch,
             "classes": classes, "selection": best, "seed": a.seed, "val": val}
-    with atomic_path(model_path) as tmp_model, atomic_path(gmm_path) as tmp_gmm:
+    with atomic_path(a.model) as tmp_model, atomic_path(a.gmm) as tmp_gmm:
         save_model(model, tmp_model, extra={"classes": classes, "trained_by": "vae train", "epochs": a.epochs, "seed":
                                             a.seed, "n_train": len(x_tr), "n_val": len(x_va), "history": history})
         gmm.save_gmm(tmp_gmm, clf, meta)
     print(f"trained {model.arch} VAE (latent {model.latent_dim}) for {a.epochs} epochs on {len(x_tr):,} images "
-          f"from {train_path} ({device}, {seconds:.1f} s)")
-    print(f"validation ({len(x_va):,} images, {val_path}): -ELBO {h['val_total']:.2f} nats/image; "
+          f"from {a.train} ({device}, {seconds:.1f} s)")
+    print(f"validation ({len(x_va):,} images, {a.val}): -ELBO {h['val_total']:.2f} nats/image; "
           f"reconstruction from mu: MSE {h['val_mse']:.5f}, SSIM {h['val_ssim']:.4f}")
     print(f"GMM ({len(classes)} components = classes {classes}; {best['covariance_type']} covariance, "
           f"reg_covar {best['reg_covar']:g}, n_init {best['n_init']}, chosen on VAL): validation accuracy "
           f"{val['accuracy']:.4f}, macro-F1 {val['f1_macro']:.4f}, micro-F1 {val['f1_micro']:.4f}")
-    print(f"wrote {model_path} and {gmm_path} (NPZ content; loads without unpickling)")
-    return 0
+    print(f"wrote {a.model} and {a.gmm} (NPZ content; loads without unpickling)")
 
 
-def _test_reconstruction(a: argparse.Namespace) -> int:
+def _test_reconstruction(a: argparse.Namespace) -> None:
     """Reconstruct the TEST images from their posterior means; print mean MSE and SSIM and write a grid of
     originals over reconstructions (PNG)."""
-    (test_path, model_path), (png,), device = _setup(a)
-    x, _ = _images(test_path)
-    model, _ = load_model(model_path, device)
-    rec = torch.cat([model.reconstruct(x[i:i + 512].to(device)).cpu() for i in range(0, len(x), 512)])
+    png, x, _, model = _test_inputs(a)
+    rec = torch.cat([model.reconstruct(x[i:i + 512].to(model.device)).cpu() for i in range(0, len(x), 512)])
     mse, ssim, n = metrics.mse(rec, x), metrics.ssim(rec, x), min(a.n_show, len(x))
     fig = plots.recon_rows(x[:n], rec[:n], captions=[f"{v:.2f}" for v in ssim[:n].tolist()],
-                           title=f"{test_path.name}: originals / reconstructions from μ (SSIM under each)")
+                           title=f"{a.test.name}: originals / reconstructions from μ (SSIM under each)")
     plots.save_fig(fig, png)
-    print(f"{test_path}: {len(x):,} images; reconstruction from mu: mean MSE {mse.mean():.5f}, "
+    print(f"{a.test}: {len(x):,} images; reconstruction from mu: mean MSE {mse.mean():.5f}, "
           f"mean SSIM {ssim.mean():.4f}")
     print(f"wrote {png}")
-    return 0
 
 
-def _test_classifier(a: argparse.Namespace) -> int:
+def _test_classifier(a: argparse.Namespace) -> None:
     """Classify the TEST images with the VAE encoder and the mixture; print accuracy and macro/micro F1 when
     TEST has labels; always write the predictions as CSV."""
-    (test_path, model_path, gmm_path), (csv,), device = _setup(a)
-    x, y = _images(test_path)
-    model, _ = load_model(model_path, device)
-    clf, meta = gmm.load_gmm(gmm_path)
-    classes, expected = [int(c) for c in clf.classes], "expected the gmm_params file written with this model"
+    csv, x, y, model = _test_inputs(a)
+    clf, meta = gmm.load_gmm(a.gmm)
+    classes, expected = clf.classes.tolist(), "expected the gmm_params file written with this model"
     if clf.gmm.n_features_in_ != model.latent_dim:
-        raise InputError(f"{gmm_path}: fitted on {clf.gmm.n_features_in_}-D codes but {model_path} has latent size "
+        raise InputError(f"{a.gmm}: fitted on {clf.gmm.n_features_in_}-D codes but {a.model} has latent size "
                          f"{model.latent_dim}; {expected}")
     if meta.get("model_sha256") and meta["model_sha256"] != model_fingerprint(model):
-        raise InputError(f"{gmm_path}: fitted for another model (weights differ from {model_path}); {expected}")
-    unknown = [] if y is None else sorted(set(np.unique(y).tolist()) - set(classes))
+        raise InputError(f"{a.gmm}: fitted for another model (weights differ from {a.model}); {expected}")
+    unknown = [] if y is None else np.setdiff1d(y, classes).tolist()
     if unknown:
-        raise InputError(f"{test_path}: labels {unknown} are not among the model's classes {classes}; "
+        raise InputError(f"{a.test}: labels {unknown} are not among the model's classes {classes}; "
                          f"expected labels in {classes} (or none)")
-    z = model.latents(x)
-    pred, proba = clf.predict(z), clf.predict_proba(z)
+    proba = clf.predict_proba(model.latents(x))
+    pred = clf.classes[proba.argmax(1)]
     table = pd.DataFrame({"index": np.arange(len(pred)), "predicted": pred, **({} if y is None else {"label": y}),
                           **{f"p_{c}": proba[:, j].round(6) for j, c in enumerate(classes)}})
     with atomic_write(csv, "w") as f:
         table.to_csv(f, index=False)
     if y is None:
         counts = {c: int(np.sum(pred == c)) for c in classes}
-        print(f"{test_path}: {len(pred):,} images, no labels; predicted per class {counts}")
+        print(f"{a.test}: {len(pred):,} images, no labels; predicted per class {counts}")
     else:
         m = gmm.classification_metrics(y, pred, classes)
-        print(f"{test_path}: {len(pred):,} images; accuracy {m['accuracy']:.4f}, macro-F1 {m['f1_macro']:.4f}, "
+        print(f"{a.test}: {len(pred):,} images; accuracy {m['accuracy']:.4f}, macro-F1 {m['f1_macro']:.4f}, "
               f"micro-F1 {m['f1_micro']:.4f} (macro precision {m['precision_macro']:.4f}, "
               f"macro recall {m['recall_macro']:.4f})")
     print(f"wrote {csv}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vae`` console script; returns the exit status (0, or 2 on bad input)."""
     argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in (sys.argv[1:] if argv is None else argv)]
-    command = next((a for a in argv if a in COMMANDS), None)
+    command = next((a for a in argv if a in USAGE), None)
     try:
-        if command is None and any(a in ("-h", "--help") for a in argv):
+        if command is None and {"-h", "--help"} & set(argv):
             print(TOP_HELP, end="")
             return 0
         if command is None:
-            raise InputError(f"command: none of {', '.join(COMMANDS)} in {' '.join(argv) or '(no arguments)'!r}; "
+            raise InputError(f"command: none of {', '.join(USAGE)} in {' '.join(argv) or '(no arguments)'!r}; "
                              f"expected `{USAGE['train']}` or a test command (see `vae --help`)")
-        i = argv.index(command)
-        args = _parser(command).parse_args(argv[:i] + argv[i + 1:])
-        args.command = command
-        return RUN[command](args)
+        argv.remove(command)
+        RUN[command](_parser(command).parse_args(argv, argparse.Namespace(command=command)))
+        return 0
     except SystemExit as e:  # --help (0)
         return e.code if isinstance(e.code, int) else 0
     except InputError as e:

@@ -100,6 +100,7 @@ def _make(name: str, classes: Sequence[str], images: np.ndarray, labels: np.ndar
 
 
 def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 

@@ -1,6 +1,6 @@
 """Gaussian mixtures on latent codes (scikit-learn): seed 000's classifier (component k starts at the mean
-code of labelled class ``classes[k]``, EM on unlabelled codes), its selection, metrics, label efficiency,
-clustering scores and NPZ file (the CLI's), and a run's latent mixture with a sampler (chapter 05)."""
+code of labelled class ``classes[k]``), its selection, metrics, NPZ file, label efficiency, clustering scores,
+and a run's latent mixture with a sampler. Fits and predictions run under threadpool_limits(1): tiny jobs."""
 from __future__ import annotations
 
 import itertools
@@ -24,23 +24,20 @@ from .data import to_float
 from .errors import InputError
 from .store import atomic_write
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-DEFAULT_GRID = {"covariance_type": COVARIANCE_TYPES, "reg_covar": (1e-6, 1e-3, 1e-1), "n_init": (1, 5)}
+DEFAULT_GRID = {"covariance_type": ("full", "tied", "diag", "spherical"), "reg_covar": (1e-6, 1e-3, 1e-1),
+                "n_init": (1, 5)}
 GMM_FORMAT = "vaelib-gmm-1"
 LOGREG = "logistic regression on pixels"
 _ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
-# Fits and predictions run under threadpool_limits(1): tiny, they mostly wait when BLAS threads compete.
 
 
 def fit_gmm(z: Any, means_init: Any = None, n_components: int | None = None, *, covariance_type: str = "full",
             reg_covar: float = 1e-6, n_init: int = 1, seed: int = 0, max_iter: int = 500) -> GaussianMixture:
     """``GaussianMixture`` on ``z``: from ``means_init`` and random responsibilities, else a k-means start."""
-    k = n_components if means_init is None else len(means_init)
-    gmm = GaussianMixture(k, covariance_type=covariance_type, reg_covar=reg_covar, n_init=n_init, max_iter=max_iter,
-                          random_state=seed, init_params="kmeans" if means_init is None else "random",
-                          means_init=None if means_init is None else np.asarray(means_init, np.float64))
-    with warnings.catch_warnings(), threadpool_limits(1):
-        warnings.simplefilter("ignore", UserWarning)  # ConvergenceWarning: reported by converged_
+    start = {} if means_init is None else {"init_params": "random", "means_init": np.asarray(means_init, np.float64)}
+    gmm = GaussianMixture(n_components if means_init is None else len(means_init), covariance_type=covariance_type,
+                          reg_covar=reg_covar, n_init=n_init, max_iter=max_iter, random_state=seed, **start)
+    with warnings.catch_warnings(action="ignore", category=UserWarning), threadpool_limits(1):  # see converged_
         return gmm.fit(np.asarray(z, np.float64))
 
 
@@ -88,11 +85,11 @@ def classification_metrics(y_true: Any, y_pred: Any, classes: Sequence[int]) -> 
 
 def select_gmm(z_train: Any, z_val: Any, y_val: Any, classes: Sequence[int],
                grid: Mapping[str, Sequence] | None = None, seed: int = 0) -> tuple[dict, pd.DataFrame]:
-    """One classifier per grid point (means from the validation class means), scored on validation.
-    Returns (best settings, table of every point); best: highest val macro-F1, then lowest train BIC."""
-    grid, z_train, rows = dict(DEFAULT_GRID if grid is None else grid), np.asarray(z_train, np.float64), []
-    for ct, reg, n_init in itertools.product(grid["covariance_type"], grid["reg_covar"], grid["n_init"]):
-        g = dict(covariance_type=ct, reg_covar=float(reg), n_init=int(n_init))
+    """(best settings, table): a classifier per grid point; best = top val macro-F1, then lowest train BIC."""
+    grid, z_train, rows = DEFAULT_GRID if grid is None else grid, np.asarray(z_train, np.float64), []
+    points = [dict(covariance_type=str(ct), reg_covar=float(reg), n_init=int(n_init)) for ct, reg, n_init
+              in itertools.product(grid["covariance_type"], grid["reg_covar"], grid["n_init"])]
+    for g in points:
         clf = fit_classifier(z_train, z_val, y_val, classes, seed=seed, **g)
         m = classification_metrics(y_val, clf.predict(z_val), classes)
         rows.append({**g, "val_accuracy": m["accuracy"], "val_f1_macro": m["f1_macro"], "train_loglik":
@@ -100,18 +97,17 @@ def select_gmm(z_train: Any, z_val: Any, y_val: Any, classes: Sequence[int],
                      "converged": bool(clf.gmm.converged_)})
     table = pd.DataFrame(rows)
     best = table.sort_values(["val_f1_macro", "train_bic"], ascending=[False, True], kind="stable").index[0]
-    table["chosen"], row = table.index == best, table.loc[best]
-    return dict(covariance_type=str(row.covariance_type), reg_covar=float(row.reg_covar), n_init=int(row.n_init)), table
+    table["chosen"] = table.index == best
+    return points[best], table
 
 
 def label_efficiency(features: Mapping[str, Sequence[Any]], y_val: Any, y_test: Any, classes: Sequence[int], *,
                      pixels: Sequence[Any] | None = None, ks: Sequence[int | None] = (1, 5, 10, 50, None),
                      n_draws: int = 10, seed: int = 0, params: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
-    """Test scores with k random labelled validation images per class (same draws for every method):
-    ``features[name]`` = (train, val, test) gets a classifier per draw (``params[name]``: its settings),
-    ``pixels`` = (val, test) adds ``LOGREG``. k=None: all (one draw); k above the smallest class: skipped.
-    Rows: method, k ("1", …, "all"), n_labels, per_class, draw, accuracy, f1_macro."""
-    y_val, y_test = np.asarray(y_val, np.int64), np.asarray(y_test, np.int64)
+    """Test scores with k random labelled validation images per class, the same draws for every method: a
+    classifier on ``features[name]`` = (train, val, test) with settings ``params[name]``, ``LOGREG`` on ``pixels``
+    = (val, test). k=None: all labels (one draw); k above the smallest class: skipped."""
+    y_val, y_test, params = np.asarray(y_val, np.int64), np.asarray(y_test, np.int64), params or {}
     feats = {name: [np.asarray(f, np.float64) for f in triple] for name, triple in features.items()}
     pix = None if pixels is None else [np.asarray(p, np.float64).reshape(len(p), -1) for p in pixels]
     smallest, rows = min(int(np.sum(y_val == c)) for c in classes), []
@@ -120,9 +116,8 @@ def label_efficiency(features: Mapping[str, Sequence[Any]], y_val: Any, y_test: 
             rng = np.random.default_rng([seed, 0 if k is None else int(k), draw])
             idx = np.flatnonzero(np.isin(y_val, classes)) if k is None else np.sort(np.concatenate(
                 [rng.choice(np.flatnonzero(y_val == c), k, replace=False) for c in classes]))
-            preds = {name: fit_classifier(ftr, fva[idx], y_val[idx], classes, seed=seed,
-                                          **dict((params or {}).get(name, {}))).predict(fte)
-                     for name, (ftr, fva, fte) in feats.items()}
+            preds = {name: fit_classifier(ftr, fva[idx], y_val[idx], classes, seed=seed, **params.get(name, {}))
+                     .predict(fte) for name, (ftr, fva, fte) in feats.items()}
             if pix is not None:
                 with threadpool_limits(1):
                     logreg = LogisticRegression(max_iter=2000, random_state=seed).fit(pix[0][idx], y_val[idx])
@@ -192,8 +187,8 @@ def load_gmm(path: str | Path) -> tuple[GMMClassifier, dict]:
     missing = [k for k in ("format", "classes", "covariance_type", "meta", *_ARRAYS) if k not in a]
     if missing:
         raise InputError(f"{path}: missing {missing}; expected {expected}")
-    ct, classes, w, means = str(a["covariance_type"]), a["classes"], a["weights"], a["means"]
-    k, d = classes.size, means.shape[-1] if means.ndim else 0
+    ct, classes, w = str(a["covariance_type"]), a["classes"], a["weights"]
+    k, d = classes.size, a["means"].shape[-1] if a["means"].ndim else 0
     cov = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}.get(ct)
     bad = [] if str(a["format"]) == GMM_FORMAT else [f"format {str(a['format'])!r}"]
     bad += [] if cov else [f"covariance type {ct!r}"]
@@ -207,8 +202,6 @@ def load_gmm(path: str | Path) -> tuple[GMMClassifier, dict]:
     if bad:
         raise InputError(f"{path}: {', '.join(bad)}; expected {expected}: one component per distinct integer "
                          f"class, finite {' / '.join(_ARRAYS)} of matching shapes, weights summing to 1")
-    g = GaussianMixture(a["classes"].size, covariance_type=str(a["covariance_type"]))
-    for k in _ARRAYS:  # the fitted attributes that predict, predict_proba and score read
-        setattr(g, k + "_", a[k])
-    g.converged_, g.n_iter_, g.n_features_in_ = True, 0, a["means"].shape[1]
-    return GMMClassifier(g, a["classes"].astype(np.int64)), meta
+    g = GaussianMixture(k, covariance_type=ct)  # with the fitted attributes that predict and score read:
+    vars(g).update({key + "_": a[key] for key in _ARRAYS}, converged_=True, n_iter_=0, n_features_in_=d)
+    return GMMClassifier(g, classes.astype(np.int64)), meta

@@ -1,20 +1,12 @@
-"""Image-quality metrics, batched in torch (CPU or CUDA), and the silhouette of latent codes.
+"""Image-quality metrics batched in torch (CPU or CUDA), and the silhouette of latent codes.
 
-Images are float tensors of shape (N, 1, H, W) or (N, H, W) with values in
-[0, data_range] (28x28 in this project). Every per-image metric returns an
-(N,) float32 tensor on the input's device; no Python loops over images.
-
-SSIM follows Wang et al. (2004) exactly as scikit-image's
-``structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=1.0)`` computes it: an 11-tap
-Gaussian window (sigma 1.5, truncate 3.5), K1=0.01, K2=0.03, population
-covariance, and the mean of the SSIM map over the valid region (the
-5-pixel border that scikit-image crops is never computed here).
+Images are float (N, 1, H, W) or (N, H, W) tensors in [0, data_range]; per-image metrics return an (N,)
+float32 tensor on the input's device. SSIM is scikit-image's ``structural_similarity(gaussian_weights=True,
+sigma=1.5, use_sample_covariance=False)``: 11-tap Gaussian window, K1=0.01, K2=0.03, valid region only.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -23,10 +15,7 @@ import torch.nn.functional as F
 
 __all__ = ["mse", "psnr", "ssim", "sharpness", "diversity", "silhouette"]
 
-_SSIM_SIGMA = 1.5
-_SSIM_TRUNCATE = 3.5
-_SSIM_K1 = 0.01
-_SSIM_K2 = 0.03
+_SSIM_SIGMA, _SSIM_TRUNCATE, _SSIM_K1, _SSIM_K2 = 1.5, 3.5, 0.01, 0.03
 _LAPLACIAN = [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]
 
 
@@ -55,15 +44,12 @@ def _pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared error per image -> (N,)."""
     x, y = _pair(x, y)
-    d = x.double() - y.double()
-    return (d * d).flatten(1).mean(1).float()
+    return (x.double() - y.double()).square().flatten(1).mean(1).float()
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image -> (N,); +inf where the images are equal."""
-    err = mse(x, y).double()
-    val = 10.0 * torch.log10(data_range**2 / err.clamp_min(torch.finfo(torch.float64).tiny))
-    return torch.where(err == 0, torch.full_like(val, math.inf), val).float()
+    return (10.0 * torch.log10(data_range**2 / mse(x, y).double())).float()  # x / 0 = inf
 
 
 def _gaussian_taps(device: torch.device) -> torch.Tensor:
@@ -111,8 +97,7 @@ def diversity(x: torch.Tensor) -> float:
 
 
 def silhouette(z: Any, labels: Any, max_n: int = 5000, seed: int = 0) -> float:
-    """Silhouette score (Euclidean, scikit-learn) of codes ``z`` (N, d) by class; at most ``max_n``
-    points, a seeded random subset when there are more."""
+    """Silhouette score (scikit-learn, Euclidean) of codes ``z`` (N, d) by class, on at most ``max_n`` seeded points."""
     from sklearn.metrics import silhouette_score
 
     z, labels = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x) for x in (z, labels))

@@ -1,8 +1,7 @@
-"""Every figure and GIF frame of the report, each in the one style ``new_figure`` applies per call.
+"""Every figure and GIF frame of the report, in the style ``new_figure`` applies per call (no pyplot).
 
-Figures are ``ReportFigure``s (no pyplot; shown as PNG in Jupyter). Images are (N, 1, H, W) or (N, H, W)
-in [0, 1]. GIF builders (``reconstruction_gif``, ``latent_gif``, ``beta_gif``, ``traversal_gif``) take a
-``train.Run`` and return the GIF file's bytes, for ``store.cached``; ``save_bytes`` writes them.
+Images are (N, 1, H, W) or (N, H, W) in [0, 1]. The ``*_gif`` builders take a ``train.Run`` and return
+GIF bytes, for ``store.cached``; ``save_bytes`` writes them.
 """
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
-from matplotlib.ticker import NullFormatter
 from PIL import Image, ImageSequence
 from scipy.stats import norm
 from sklearn.decomposition import PCA
@@ -72,12 +70,17 @@ def _numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
+def _class_colour(k: Any) -> tuple[float, float, float]:
+    """Class k's colour, the same in every figure."""
+    return sns.color_palette(PALETTE, 10)[int(k) % 10]
+
+
 def _images(images: Any) -> np.ndarray:
-    """Images as a float (N, H, W) array; ValueError on other shapes."""
+    """Images as a float (N, H, W) array, N ≥ 1; ValueError otherwise."""
     arr = _numpy(images).astype(np.float32)
     arr = arr[:, 0] if arr.ndim == 4 and arr.shape[1] == 1 else arr
-    if arr.ndim != 3:
-        raise ValueError(f"images: shape {arr.shape}; expected (N, 1, H, W) or (N, H, W)")
+    if arr.ndim != 3 or len(arr) == 0:
+        raise ValueError(f"images: shape {arr.shape}; expected non-empty (N, 1, H, W) or (N, H, W)")
     return arr
 
 
@@ -85,8 +88,6 @@ def image_grid(images: Any, nrow: int = 8, captions: Sequence[str] | None = None
                title: str | None = None, row_labels: Sequence[str] | None = None) -> Figure:
     """Grid of images, ``nrow`` per row (torchvision's convention), optional captions and row labels."""
     arr = _images(images)
-    if len(arr) == 0:
-        raise ValueError("images: empty; expected at least one image")
     (n, h, w), ncol, pad, cap = arr.shape, max(1, min(nrow, len(arr))), 2, 0 if captions is None else 12
     rows, ch = -(-n // ncol), h + pad + cap  # a cell: the image, a margin above and left, room for a caption below
     fig, ax = _axes(ax, (ncol * _TILE_IN + 1.2 * bool(row_labels), rows * (_TILE_IN + cap / 48) + 0.4 * bool(title)))
@@ -95,11 +96,10 @@ def image_grid(images: Any, nrow: int = 8, captions: Sequence[str] | None = None
     ax.imshow(np.pad(mosaic, ((0, pad), (0, pad)), constant_values=1.0), cmap="gray", vmin=0, vmax=1)
     for i, text in enumerate(captions or []):
         ax.text(pad + i % ncol * (w + pad) + w / 2, i // ncol * ch + pad + h + 1, text, ha="center", va="top", size=7)
-    ax.set_xticks([])
+    ax.set(xticks=[], title=title or "")
     ax.set_yticks([r * ch + pad + h / 2 for r in range(len(row_labels or []))], row_labels)
     ax.tick_params(axis="y", length=0)
     ax.spines[:].set_visible(False)
-    ax.set(title=title or "")
     ax.grid(False)
     return fig
 
@@ -108,8 +108,8 @@ def recon_rows(originals: Any, reconstructions: Any, captions: Sequence[str] | N
                title: str | None = None, per_row: int = 16, ax: Axes | None = None) -> Figure:
     """Originals over their reconstructions, ``per_row`` pairs per row pair; captions under reconstructions."""
     a, b = _images(originals), _images(reconstructions)
-    if a.shape != b.shape or len(a) == 0:
-        raise ValueError(f"originals {a.shape} vs reconstructions {b.shape}; expected equal, non-empty shapes")
+    if a.shape != b.shape:
+        raise ValueError(f"originals {a.shape} vs reconstructions {b.shape}; expected equal shapes")
     n, k = max(1, min(per_row, len(a))), len(a)
     a, b = (np.concatenate([x, np.ones((-k % n, *x.shape[1:]), np.float32)]) for x in (a, b))  # blank tiles
     caps = None if captions is None else [*captions, *[""] * (len(a) - len(captions))]
@@ -120,8 +120,7 @@ def recon_rows(originals: Any, reconstructions: Any, captions: Sequence[str] | N
 
 def curves(histories: Any, quantities: Sequence[str] = ("total", "recon", "kl", "mse", "psnr", "ssim"),
            splits: Mapping[str, str] | None = None, title: str | None = None, ncols: int = 3) -> Figure:
-    """A panel per quantity q against epoch, a colour per run ({label: history} or one history), a line style per
-    split p (key prefix → name, default train_/val_) read from key p + q; quantities absent everywhere: no panel."""
+    """A panel per quantity q present, a colour per run ({label: history} or one), a line style per split p: key p + q."""
     runs = histories if isinstance(histories, Mapping) else {"": histories}
     splits = splits or {"train_": "train", "val_": "validation"}
     present = [q for q in quantities if any(r.get(p + q) is not None for h in runs.values() for r in h for p in splits)]
@@ -153,8 +152,7 @@ def latent_scatter(z: Any, labels: Any, class_names: Sequence[str] | None = None
         raise ValueError(f"z {z.shape}, labels {labels.shape}; expected z (N, 2) and labels (N,)")
     fig, ax = _axes(ax, (6.0, 5.0))
     for k in np.unique(labels):
-        ax.scatter(*z[labels == k].T, s=s, alpha=alpha, color=sns.color_palette(PALETTE, 10)[int(k) % 10],
-                   linewidths=0, label=class_names[int(k)] if class_names is not None else str(int(k)))
+        ax.scatter(*z[labels == k].T, s=s, alpha=alpha, color=_class_colour(k), linewidths=0, label=class_names[int(k)] if class_names is not None else str(int(k)))
     ax.set(xlabel=axis_labels[0], ylabel=axis_labels[1], title=title or "")
     if lims is not None:
         ax.set(xlim=lims[0], ylim=lims[1])
@@ -165,8 +163,7 @@ def latent_scatter(z: Any, labels: Any, class_names: Sequence[str] | None = None
 
 def manifold(decode_fn: Callable[[torch.Tensor], torch.Tensor], n: int = 20, latent_dim: int = 2,
              digit_size: int = 28, ax: Axes | None = None, title: str | None = None) -> Figure:
-    """Decode an n x n grid of Gaussian quantiles (ppf of linspace(0.05, 0.95, n)) in z[0] (columns) and
-    z[1] (rows, growing upwards), other dims 0; ``decode_fn``: (n*n, latent_dim) → (n*n, 1, H, W)."""
+    """Decode an n x n grid of N(0, 1) quantiles in z[0] (columns) and z[1] (rows, upwards), other dims 0."""
     if latent_dim < 2:
         raise ValueError(f"latent_dim: {latent_dim}; expected >= 2")
     grid = norm.ppf(np.linspace(0.05, 0.95, n))
@@ -236,21 +233,18 @@ def ellipse_params(cov: np.ndarray, n_sigma: float = 1.0) -> tuple[float, float,
     return float(w), float(h), float(np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1])))
 
 
-def ellipses_figure(z: Any, labels: Any, class_names: Sequence[str], clf: Any, n_sigmas: Sequence[float] = (1.0, 2.0),
-                    title: str | None = None, s: float = 5.0) -> Figure:
-    """2-D codes by class, component k of ``clf.gmm`` as ``n_sigmas`` ellipses in class ``clf.classes[k]``'s colour."""
+def ellipses_figure(z: Any, labels: Any, class_names: Sequence[str], clf: Any, title: str | None = None) -> Figure:
+    """2-D codes by class, component k of ``clf.gmm`` as 1σ and 2σ ellipses in class ``clf.classes[k]``'s colour."""
     if clf.gmm.means_.shape[1] != 2:
         raise ValueError(f"mixture in {clf.gmm.means_.shape[1]}-D; expected 2-D codes for ellipses")
-    fig = latent_scatter(z, labels, class_names, title=title, s=s, alpha=0.45)
+    fig = latent_scatter(z, labels, class_names, title=title, s=5.0, alpha=0.45)
     ax = fig.axes[0]
     for mean, cov, c in zip(clf.gmm.means_, full_covariances(clf.gmm), clf.classes):
-        for j, ns in enumerate(n_sigmas):
+        for ns, lw, ls in ((1.0, 2.0, "-"), (2.0, 1.5, "--")):
             w, h, angle = ellipse_params(cov, ns)
-            ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, lw=2.0 if j == 0 else 1.5, ls="--" if j else "-",
-                                 ec=sns.color_palette(PALETTE, 10)[int(c) % 10], zorder=3))
+            ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, lw=lw, ls=ls, ec=_class_colour(c), zorder=3))
         ax.plot(*mean, marker="x", ms=10, mew=2.5, color="black", zorder=4)
-    ax.text(0.01, 0.01, "ellipses: " + ", ".join(f"{ns:g}σ" for ns in n_sigmas) + " (solid, dashed); × means",
-            transform=ax.transAxes, fontsize=8, va="bottom")
+    ax.text(0.01, 0.01, "ellipses: 1σ, 2σ (solid, dashed); × means", transform=ax.transAxes, fontsize=8, va="bottom")
     return fig
 
 
@@ -262,25 +256,23 @@ def confusion_figure(cm: np.ndarray, names: Sequence[str], title: str | None = N
     return fig
 
 
-def label_efficiency_figure(summary: Any, title: str | None = None, metric: str = "f1_macro",
-                            draws: Any = None) -> Figure:
-    """Mean ± s.d. of ``metric`` per method against labelled images per class; ``draws``: every draw as a dot."""
+def label_efficiency_figure(summary: Any, title: str | None = None, draws: Any = None) -> Figure:
+    """Mean ± s.d. of macro-F1 per method against labelled images per class; ``draws``: every draw as a dot."""
     fig, ax = _axes(None, (7.0, 4.2))
     order = summary.drop_duplicates("k").sort_values("per_class", kind="stable")
     pos, methods = {k: i for i, k in enumerate(order["k"])}, list(dict.fromkeys(summary["method"]))
     for i, (method, color) in enumerate(zip(methods, sns.color_palette(PALETTE, 10))):
         part = summary[summary["method"] == method].sort_values("per_class", kind="stable")
         shift = (i - (len(methods) - 1) / 2) * 0.3 / len(methods)  # methods side by side at each k
-        mean, std = part[f"{metric}_mean"], part[f"{metric}_std"]
+        mean, std = part["f1_macro_mean"], part["f1_macro_std"]
         ax.errorbar(part["k"].map(pos) + shift, mean, [mean - (mean - std).clip(0, 1), (mean + std).clip(0, 1) - mean],
                     marker="o", ms=5, capsize=3, color=color, label=method)
         if draws is not None:
             d = draws[draws["method"] == method]
-            ax.scatter(d["k"].map(pos) + shift, d[metric], s=9, color=color, alpha=0.35, linewidths=0)
+            ax.scatter(d["k"].map(pos) + shift, d["f1_macro"], s=9, color=color, alpha=0.35, linewidths=0)
     ax.set_xticks(range(len(pos)), [f"all\n(≈{n:.0f})" if k == "all" else k for k, n in zip(order.k, order.per_class)])
     ax.set(xlim=(-0.5, len(pos) - 0.5), ylim=(None, 1.01), xlabel="labelled images per class", title=title or "",
-           ylabel={"f1_macro": "test macro-F1", "accuracy": "test accuracy"}.get(metric, metric)
-           + (" (mean ± std; dots: draws)" if draws is not None else " (mean ± std)"))
+           ylabel="test macro-F1 (mean ± std" + ("; dots: draws)" if draws is not None else ")"))
     ax.legend(fontsize=8, loc="lower right")
     return fig
 
@@ -299,7 +291,7 @@ def fid_bar_chart(results: Any, title: str | None = None) -> Figure:
                        hatch=["//" if b else "" for b in base])
         ax.bar_label(bars, [f" {v:.3g}" if np.isfinite(v) else "" for v in vals], fontsize=7)
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_minor_formatter("")  # no labels on minor ticks
         ns = ", ".join(f"N={k}" for k in sorted(set(sub["n"].dropna().astype(int))))
         ax.set(title=f"{kind} features ({ns})", xlabel="FID (log scale)")
     axes[0, 0].set_yticks(range(len(labels)), labels, fontsize=8)
@@ -316,9 +308,9 @@ def save_fig(fig: Figure, path: str | os.PathLike, author: str | None = None, dp
     return Path(path)
 
 
-def fig_to_array(fig: Figure, dpi: float = _GIF_DPI) -> np.ndarray:
-    """Render ``fig`` at ``dpi`` (default: GIF frames') → (H, W, 3) uint8 RGB."""
-    fig.set_dpi(dpi)
+def fig_to_array(fig: Figure) -> np.ndarray:
+    """Render ``fig`` at the GIF frames' dpi → (H, W, 3) uint8 RGB."""
+    fig.set_dpi(_GIF_DPI)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -345,8 +337,7 @@ def _limits(coords: np.ndarray, at_least: float = 0.0) -> tuple[tuple[float, flo
 
 def snapshot_frames(snapshots: Mapping[str, Any] | None, labels: Any = None, originals: Any = None,
                     class_names: Sequence[str] | None = None, title: str = "") -> list[np.ndarray]:
-    """A frame per snapshot (``run.snapshots``): with ``labels`` (n,) the followed test images' μ by class on fixed
-    axes; with ``originals`` (k images) originals over their reconstructions from μ; with both, side by side."""
+    """A frame per snapshot: the followed images' μ by ``labels`` (fixed axes), ``originals`` over reconstructions, or both."""
     if not snapshots or "mu" not in snapshots or "recon" not in snapshots:
         raise ValueError("snapshots: none; expected a run trained with snapshot_n > 0 (run.snapshots)")
     (coords, axis_labels), recon = latent_coords(snapshots["mu"]), _numpy(snapshots["recon"]) / 255.0
@@ -411,8 +402,7 @@ def beta_gif(run: Any, fps: float = 10, title: str | None = None) -> bytes:
 @torch.no_grad()
 def traversal_gif(run: Any, fps: float = 8, steps: int = 40, n_images: int = 4, span: float = 3.0,
                   radius: float = 1.5, title: str = "") -> bytes:
-    """GIF bytes of the run's final model traversed: z = 2, a circle of ``radius`` around the origin beside the
-    test μ; else μ_i + a·e_d for ``n_images`` test images i (rows), dimension d (columns), a: −span → span → −span."""
+    """GIF bytes: z = 2, decodes along a circle beside the test μ; else μ_i + a·e_d, a: −span → span → −span."""
     model, test, frames = run.model, run.data.test, []
     if model.latent_dim == 2:
         theta, z = np.linspace(0, 2 * np.pi, steps, endpoint=False), _numpy(model.latents(to_float(test.images)))

@@ -30,9 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["cached", "compute", "key", "digest", "code_digest", "root", "entries", "verify", "prune",
-           "project_root", "atomic_path", "atomic_write", "write_json", "sha256_file"]
-
+from .data import sha256_file
 
 # ---------------------------------------------------------------- files and folders
 
@@ -84,15 +82,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     with atomic_write(path, "w") as f:
         f.write(json.dumps(obj, sort_keys=True, indent=2, default=plain) + "\n")
     return Path(path)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- keys: content and code
