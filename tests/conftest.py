@@ -1,1 +1,0 @@
-"""The test session set-up lives in ../conftest.py (the repository root), so notebooks run alone get it too."""
