@@ -93,7 +93,8 @@ def image_grid(images: Any, nrow: int = 8, captions: Sequence[str] | None = None
     fig, ax = _axes(ax, (ncol * _TILE_IN + 1.2 * bool(row_labels), rows * (_TILE_IN + cap / 48) + 0.4 * bool(title)))
     cells = np.pad(arr, ((0, -n % ncol), (pad, cap), (pad, 0)), constant_values=1.0)
     mosaic = cells.reshape(rows, ncol, ch, w + pad).transpose(0, 2, 1, 3).reshape(rows * ch, -1)
-    ax.imshow(np.pad(mosaic, ((0, pad), (0, pad)), constant_values=1.0), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(np.pad(mosaic, ((0, pad), (0, pad)), constant_values=1.0), cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
     for i, text in enumerate(captions or []):
         ax.text(pad + i % ncol * (w + pad) + w / 2, i // ncol * ch + pad + h + 1, text, ha="center", va="top", size=7)
     ax.set(xticks=[], title=title or "")
@@ -175,7 +176,7 @@ def manifold(decode_fn: Callable[[torch.Tensor], torch.Tensor], n: int = 20, lat
         raise ValueError(f"decode_fn returned {imgs.shape}; expected ({n * n}, 1, {digit_size}, {digit_size})")
     fig, ax = _axes(ax, (7.0, 7.0))
     ax.imshow(imgs.reshape(n, n, digit_size, -1).transpose(0, 2, 1, 3).reshape(n * digit_size, -1), cmap="gray",
-              vmin=0, vmax=1)
+              vmin=0, vmax=1, interpolation="nearest")
     ticks = np.arange(0, n, max(1, n // 10))
     ax.set_xticks(ticks * digit_size + (digit_size - 1) / 2, [f"{grid[j]:.2f}" for j in ticks], rotation=90, fontsize=8)
     ax.set_yticks(ticks * digit_size + (digit_size - 1) / 2, [f"{grid[n - 1 - i]:.2f}" for i in ticks], fontsize=8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,7 +341,7 @@ def train_or_load(cfg: RunConfig, device: str | torch.device | None = None, prog
 
     value = store.compute(key, "vaelib.train._train", run_training)
     if trained:
-        checkpoint.unlink(missing_ok=True)
+        shutil.rmtree(checkpoint.parent, ignore_errors=True)
     model = build_model(**value["model_config"])
     model.load_state_dict(value["state_dict"])
     return Run(cfg, key, model.to(device).eval(), value["history"], value["metrics"], data, value["snapshots"],
