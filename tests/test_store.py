@@ -142,7 +142,7 @@ def _worker(root, queue):
     os.environ["VAELIB_RUNS"] = root
     from vaelib import store as s
 
-    value = s.compute(s.key(np.sum, "concurrent", 3), "concurrent", lambda: _slow_square(3))
+    value, _ = s.compute(s.key(np.sum, "concurrent", 3), "concurrent", lambda: _slow_square(3))
     queue.put(float(value["y"].sum()))
 
 

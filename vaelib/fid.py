@@ -304,13 +304,9 @@ def domain_classifier(dataset: str, device: str | torch.device | None = None, **
     cfg, device = classifier_config(dataset, **overrides), resolve_device(device)
     train = data.take(data.load_dataset(cfg.dataset, "train"), cfg.n_train, seed=cfg.seed)
     test = data.load_dataset(cfg.dataset, "test")
-    args, trained = (cfg, train.images, train.labels, test.images, test.labels), []
-
-    def train_now() -> dict:
-        trained.append(True)
-        return train_classifier(*args, device=device)
-
-    out = store.compute(store.key(train_classifier, *args), f"{__name__}.train_classifier", train_now)
+    args = (cfg, train.images, train.labels, test.images, test.labels)
+    out, trained = store.compute(store.key(train_classifier, *args), f"{__name__}.train_classifier",
+                                 lambda: train_classifier(*args, device=device))
     model = DomainClassifier(int(out["n_classes"]))
     model.load_state_dict(out["state_dict"])
     metrics = {**out["metrics"], "source": train.provenance.get("source", ""),

@@ -308,12 +308,12 @@ def load(k: str, name: str) -> Any:
     return value
 
 
-def compute(k: str, name: str, fn: Callable[[], Any]) -> Any:
-    """The value under key ``k``, or ``fn()`` stored under it. Two processes computing the same key
-    at once both get a value; the first to finish keeps its entry."""
+def compute(k: str, name: str, fn: Callable[[], Any]) -> tuple[Any, bool]:
+    """(the value under key ``k``, False), or (``fn()`` stored under it, True). Two processes computing
+    the same key at once both get a value; the first to finish keeps its entry."""
     value = load(k, name)
     if value is not MISSING:
-        return value
+        return value, False
     t0 = time.perf_counter()
     value = fn()
     tmp = root() / ".tmp" / f"{k[:16]}-{uuid.uuid4().hex[:8]}"
@@ -329,14 +329,14 @@ def compute(k: str, name: str, fn: Callable[[], Any]) -> Any:
             if not folder.exists():
                 raise
         stored = load(k, name)
-        return value if stored is MISSING else stored
+        return (value if stored is MISSING else stored), True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cached(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, computed once per content of the arguments and code of ``fn``."""
-    return compute(key(fn, *args, **kwargs), f"{fn.__module__}.{fn.__qualname__}", lambda: fn(*args, **kwargs))
+    return compute(key(fn, *args, **kwargs), f"{fn.__module__}.{fn.__qualname__}", lambda: fn(*args, **kwargs))[0]
 
 
 # ---------------------------------------------------------------- list, verify, prune

@@ -331,15 +331,9 @@ def train_or_load(cfg: RunConfig, device: str | torch.device | None = None, prog
     data = load_run_data(cfg)
     key = store.key(_train, cfg, data.train, data.val, data.test)
     device = resolve_device(device)
-    checkpoint = store.root() / ".partial" / key[:16] / "checkpoint.pt"
-    trained: list[bool] = []
-
-    def run_training() -> dict:
-        trained.append(True)
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        return _train(cfg, data.train, data.val, data.test, checkpoint, device, progress)
-
-    value = store.compute(key, "vaelib.train._train", run_training)
+    checkpoint = store.root() / ".partial" / key[:16] / "checkpoint.pt"  # fit creates the folder
+    value, trained = store.compute(key, "vaelib.train._train", lambda: _train(
+        cfg, data.train, data.val, data.test, checkpoint, device, progress))
     if trained:
         shutil.rmtree(checkpoint.parent, ignore_errors=True)
     model = build_model(**value["model_config"])
