@@ -50,12 +50,21 @@ def test_run_report_writes_copies_and_report(tmp_path, capsys):
               'write_table(pd.DataFrame({"a": [1, 2]}), "demo")\n'
               'write_metrics("00_demo", {"loss": 1.5, "nested": {"k": 2}})\n'
               'print("ran with", profile)')
+    _notebook(nbs, "01_next", "import os, sys\nprint(os.environ['VAELIB_PROFILE'], 'vaelib.plots' in sys.modules, os.getcwd())")
     timings = run_report("smoke", notebooks_dir=nbs, out=out)
-    assert list(timings) == ["00_demo"]
-    assert "[1/1] 00_demo ..." in capsys.readouterr().out
+    assert list(timings) == ["00_demo", "01_next"]
+    assert "[1/2] 00_demo ..." in capsys.readouterr().out
     executed = out / "reports/notebooks/00_demo.ipynb"
     assert "ran with smoke" in executed.read_text()
     assert "ran with smoke" in executed.with_suffix(".html").read_text()
+    # the second kernel was started (and its imports done) while the first notebook ran, in the notebooks folder
+    second = nbformat.read(out / "reports/notebooks/01_next.ipynb", as_version=4)
+    assert second.cells[-1].outputs[0]["text"].strip() == f"smoke True {nbs}"
+    # reproducible copies: project-relative paths, a fixed id for papermill's cell, no execution timestamps
+    assert second.metadata.papermill.input_path == "notebooks/01_next.ipynb"
+    assert second.metadata.papermill.output_path == "reports/notebooks/01_next.ipynb"
+    assert [c.id for c in second.cells if "injected-parameters" in c.metadata.get("tags", [])] == ["injected-parameters"]
+    assert str(tmp_path) not in json.dumps(second.metadata) and "iopub" not in json.dumps(second.cells[-1].metadata)
     report = (out / "reports/REPORT.md").read_text()
     for expected in ("| 00_demo |", "### demo", "|   a |", "loss: 1.5", "nested.k: 2"):
         assert expected in report

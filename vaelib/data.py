@@ -116,8 +116,18 @@ def _shown(path: str | Path) -> str:
 # ---------------------------------------------------------------- parsing and checks
 
 def read_idx_bytes(path: str | Path) -> bytes:
-    """The decompressed bytes of an IDX file (plain or .gz); errors name the file."""
+    """The decompressed bytes of an IDX file (plain or .gz); errors name the file. Kept in memory per
+    process (keyed by path, size and modification time): a notebook loads the same files for every run."""
     path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found; expected an IDX file") from None
+    return _read_idx(path, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_idx(path: Path, size: int, mtime_ns: int) -> bytes:
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             return f.read()

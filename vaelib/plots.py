@@ -218,7 +218,7 @@ def latent_panels(latents: Mapping[str, tuple[Any, Any]], class_names: Sequence[
 def draws_plot(draws: Any, y: str = "diversity", title: str | None = None) -> Figure:
     """Every draw of column ``y`` per ``condition`` (a DataFrame of repeated draws) as a dot, mean ± s.d. black."""
     fig, ax = _axes(None, (6.0, 3.8))
-    sns.stripplot(draws, x="condition", y=y, hue="condition", palette=PALETTE, alpha=0.5, legend=False, ax=ax)
+    sns.swarmplot(draws, x="condition", y=y, hue="condition", palette=PALETTE, alpha=0.6, legend=False, ax=ax)
     sns.pointplot(draws, x="condition", y=y, errorbar="sd", capsize=0.15, color="black", linestyle="none", ax=ax)
     ax.set(xlabel="", title=title or "")
     return fig

@@ -12,7 +12,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,45 +87,51 @@ def select(paths: list[Path], only: str | None) -> list[Path]:
     return chosen
 
 
-@contextmanager
-def _kernel_env(profile: str, out: Path) -> Iterator[None]:
-    """Environment the notebook kernels inherit: profile, output root, and this vaelib on the path."""
+# Imported by each kernel while the notebook before it runs (module caches only, no names in the namespace).
+_PRELOAD = ("pandas", "vaelib.plots", "vaelib.fid")
+
+
+def _start_kernel(notebook: Path, profile: str, out: Path) -> Any:
+    """A python3 kernel in ``notebook``'s folder, started now so that its start-up and imports overlap
+    the notebook before it. It inherits the profile, the output root and this vaelib on the path; the
+    inline backend puts figures into the executed notebook and progress bars stay out (VAELIB_QUIET)."""
+    from jupyter_client import KernelManager
+
     package_parent = str(Path(__file__).resolve().parents[1])
-    python_path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
-    # The inline backend puts figures into the executed notebooks (Agg would leave only text);
-    # progress bars stay out of them (VAELIB_QUIET).
-    new = {"VAELIB_PROFILE": profile, "VAELIB_OUT": str(out), "PYTHONPATH": python_path,
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "VAELIB_QUIET": "1"}
-    old = {key: os.environ.get(key) for key in new}
-    os.environ.update(new)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    env = {**os.environ, "VAELIB_PROFILE": profile, "VAELIB_OUT": str(out), "VAELIB_QUIET": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    preload = f"import importlib as _i; [_i.import_module(m) for m in {_PRELOAD!r}]; del _i"
+    km = KernelManager(kernel_name="python3", client_class="jupyter_client.asynchronous.AsyncKernelClient")
+    km.start_kernel(cwd=str(notebook.parent), env=env,
+                    extra_arguments=["--IPKernelApp.log_level=ERROR", f"--IPKernelApp.exec_lines={preload}"])
+    return km
 
 
-def _execute(notebook: Path, dest: Path, profile: str) -> None:
-    """Execute ``notebook`` into dest (.ipynb) plus dest.html, both atomically."""
+def _execute(notebook: Path, dest: Path, profile: str, km: Any) -> None:
+    """Execute ``notebook`` in kernel ``km`` into dest (.ipynb) plus dest.html, both atomically."""
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
 
     with atomic_path(dest) as tmp_nb:
         try:
-            pm.execute_notebook(str(notebook), str(tmp_nb), parameters={"profile": profile},
-                                kernel_name="python3", language="python", cwd=str(notebook.parent),
-                                progress_bar=False, log_output=False)
+            nb = pm.execute_notebook(str(notebook), str(tmp_nb), parameters={"profile": profile}, km=km,
+                                     kernel_name="python3", language="python", progress_bar=False,
+                                     log_output=False, record_timing=False)
         except pm.PapermillExecutionError as e:
             first_line = (e.source.strip().splitlines() or [""])[0][:60]
             raise NotebookError(f"{notebook}: cell [{e.exec_count}] ({first_line!r}) "
                                 f"raised {e.ename}: {e.evalue}".rstrip()) from None
         except Exception as e:  # kernel died, bad notebook JSON, ...
             raise NotebookError(f"{notebook}: could not execute: {type(e).__name__}: {e}") from e
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(tmp_nb, as_version=4))
+        # Reproducible copies: paths relative to the project, a fixed id for the injected cell.
+        nb.metadata.papermill.update(input_path=f"notebooks/{notebook.name}", output_path=f"reports/notebooks/{dest.name}")
+        for cell in nb.cells:
+            if "injected-parameters" in cell.metadata.get("tags", []):
+                cell.id = "injected-parameters"
+        nbformat.write(nb, tmp_nb)
+        body, _ = HTMLExporter().from_notebook_node(nb)
         with atomic_write(dest.with_suffix(".html"), "w") as f:
             f.write(body)
 
@@ -150,18 +155,26 @@ def run_report(profile: str = "full", only: str | None = None, *,
     timings = {stem: t for stem, t in timings.items() if stem in {p.stem for p in available}}
     if not chosen:
         log(f"no notebooks (NN_*.ipynb) in {notebooks_dir or project_root() / 'notebooks'}")
-    with _kernel_env(profile, out):
+    kernels = [_start_kernel(chosen[0], profile, out)] if chosen else []
+    try:
         for i, notebook in enumerate(chosen, 1):
+            if i < len(chosen):  # the next notebook's kernel starts up while this one runs
+                kernels.append(_start_kernel(chosen[i], profile, out))
             log(f"[{i}/{len(chosen)}] {notebook.stem} ...", end=" ", flush=True)
             start = time.perf_counter()
             try:
-                _execute(notebook, reports / "notebooks" / f"{notebook.stem}.ipynb", profile)
+                _execute(notebook, reports / "notebooks" / f"{notebook.stem}.ipynb", profile, kernels[i - 1])
             except NotebookError:
                 log("FAILED", flush=True)
                 raise
             timings[notebook.stem] = round(time.perf_counter() - start, 1)
             log(f"{timings[notebook.stem]:.1f} s", flush=True)
             write_json(timings_path, timings)
+            kernels[i - 1].shutdown_kernel(now=True)
+    finally:
+        for km in kernels:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     report = _write_summary(reports, profile, timings)
     log(f"wrote {report}")
     return {p.stem: timings[p.stem] for p in chosen}
