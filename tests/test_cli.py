@@ -97,6 +97,19 @@ def test_train_prints_validation_metrics(files, tmp_path, capsys):
     assert "g.pkl" in line and "latent size 2" in line
 
 
+def test_train_by_default_stops_early_and_keeps_the_best_epoch(files, tmp_path, capsys):
+    capsys.readouterr()  # 60 images, batch 128: one step per epoch, so --min-steps 30 allows 30 epochs
+    assert cli.main([files["train"], files["val"], "train", tmp_path / "m.pth", tmp_path / "g.pkl",
+                     "--min-steps", "30", "--patience", "2", "--lr", "0.03", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    saved = torch.load(tmp_path / "m.pth", weights_only=True)
+    history = saved["history"]
+    best = min(history, key=lambda r: r["val_total"])
+    assert saved["epochs"] == len(history) <= 30 and f"for {len(history)} epochs" in out
+    assert f"kept epoch {best['epoch']}" in out and f"-ELBO {best['val_total']:.2f}" in out
+    assert len(history) == 30 or len(history) == best["epoch"] + 2  # budget spent, or patience ran out
+
+
 def test_reconstruction_matches_scikit_image(files, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main([str(files["test"]), "test_reconstruction", str(files["model"]), "--out", str(tmp_path)]) == 0

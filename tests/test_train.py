@@ -68,6 +68,41 @@ def test_resume_is_bit_identical_snapshots_included(tmp_path, arch):
     assert all(torch.equal(a["value"], b["value"]) for a, b in zip(snap.snapshots, resumed_snap.snapshots))
 
 
+def _overfit(epochs, patience, ckpt=None, callbacks=()):
+    """An MLP trained on 64 images of one digit and validated on 64 of another: validation −ELBO soon rises."""
+    x, y = real_digits(400)
+    seed_everything(0)
+    model = build_model("mlp", 2)
+    hist = fit(model, x[y == 1][:64], x[y == 0][:64], epochs=epochs, batch_size=16, lr=3e-3, seed=0, device="cpu",
+               patience=patience, checkpoint_path=ckpt, callbacks=callbacks, progress=False)
+    return model, hist, x[y == 0][:64]
+
+
+def test_early_stopping_keeps_the_best_epoch_and_resumes_exactly(tmp_path):
+    model, hist, val = _overfit(60, patience=3)
+    totals = [r["val_total"] for r in hist]
+    best = int(np.argmin(totals))
+    assert len(hist) < 60 and len(hist) == best + 1 + 3  # stopped 3 epochs after the best one
+    again = train.evaluate(model, val, seed=2)  # fit evaluates validation with seed + 2
+    assert again["total"] == pytest.approx(totals[best], rel=1e-6)  # the best weights, not the last
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _overfit(60, 3, ckpt, callbacks=[StopAfter(best + 2)])
+    resumed, hist2, _ = _overfit(60, 3, ckpt)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(hist2) == strip(hist)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), resumed.state_dict().values()))
+    with pytest.raises(ValueError, match="patience"):
+        fit(build_model("mlp", 2), val, epochs=1, patience=2, progress=False)
+
+
+def test_epoch_budget_raises_epochs_to_the_step_budget():
+    cfg = RunConfig(epochs=20, batch_size=128, min_steps=5000)
+    assert train.epoch_budget(cfg, 54_000) == 20  # 422 steps per epoch: the seed's epochs already give 8,440
+    assert train.epoch_budget(cfg, 4_500) == 139  # 36 steps per epoch
+    assert train.epoch_budget(RunConfig(epochs=20), 100) == 20
+
+
 def test_same_seed_same_numbers():
     a, ha = _train(1, arch="mlp")
     b, hb = _train(1, arch="mlp")

@@ -19,7 +19,7 @@ from .data import load_arrays, to_float
 from .errors import InputError
 from .models import VAE, build_model, load_model, save_model
 from .store import atomic_path, atomic_write
-from .train import default_device, fit, seed_everything
+from .train import RunConfig, default_device, epoch_budget, fit, seed_everything
 
 USAGE = {"train": "vae TRAIN VAL train vae.pth gmm_params.pkl [options]",
          "test_reconstruction": "vae TEST test_reconstruction vae.pth [options]",
@@ -63,7 +63,11 @@ def _parser(command: str) -> _Parser:
     if command != "test_reconstruction":
         add("gmm", metavar="gmm_params.pkl", type=Path, help="the mixture file (NPZ content)" + writes)
     if command == "train":
-        add("--epochs", type=_positive(int), default=20, help="training epochs (default 20)")
+        add("--epochs", type=_positive(int), help="train exactly this many epochs, no early stopping (default: at "
+            "least 20 epochs and --min-steps optimiser steps, stopped once validation -ELBO has not improved for "
+            "--patience epochs; the best epoch's weights are kept)")
+        add("--min-steps", type=_positive(int), default=5000, help="default 5000 (small training files get more epochs)")
+        add("--patience", type=_positive(int), default=20, help="early-stopping patience in epochs (default 20)")
         add("--latent-dim", type=_positive(int), default=2, help="latent size (default 2)")
         add("--arch", choices=("mlp", "conv"), default="mlp", help="default mlp (784-400-z)")
         add("--batch-size", type=_positive(int), default=128, help="default 128")
@@ -153,9 +157,12 @@ def _train(a: argparse.Namespace) -> None:
                          f"(one mixture component per class in {a.val})")
     seed_everything(a.seed)
     model, t0 = build_model(a.arch, a.latent_dim), time.perf_counter()
-    history = fit(model, x_tr, x_va, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=device,
-                  val_metrics=True)
-    seconds, h = time.perf_counter() - t0, history[-1]
+    budget = RunConfig(epochs=20, batch_size=a.batch_size, min_steps=a.min_steps)
+    epochs, patience = (a.epochs, 0) if a.epochs else (epoch_budget(budget, len(x_tr)), a.patience)
+    history = fit(model, x_tr, x_va, epochs=epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=device,
+                  val_metrics=True, patience=patience)
+    seconds = time.perf_counter() - t0
+    h = min(history, key=lambda r: r["val_total"]) if patience else history[-1]  # the epoch whose weights are kept
     z_tr, z_va = model.latents(x_tr), model.latents(x_va)
     best, _ = gmm.select_gmm(z_tr, z_va, y_va, classes, seed=a.seed)
     clf = gmm.fit_classifier(z_tr, z_va, y_va, classes, seed=a.seed, **best)
@@ -163,11 +170,12 @@ def _train(a: argparse.Namespace) -> None:
     meta = {"model_sha256": model_fingerprint(model), "latent_dim": model.latent_dim, "arch": model.arch,
             "classes": classes, "selection": best, "seed": a.seed, "val": val}
     with atomic_path(a.model) as tmp_model, atomic_path(a.gmm) as tmp_gmm:
-        save_model(model, tmp_model, extra={"classes": classes, "trained_by": "vae train", "epochs": a.epochs, "seed":
+        save_model(model, tmp_model, extra={"classes": classes, "trained_by": "vae train", "epochs": len(history), "seed":
                                             a.seed, "n_train": len(x_tr), "n_val": len(x_va), "history": history})
         gmm.save_gmm(tmp_gmm, clf, meta)
-    print(f"trained {model.arch} VAE (latent {model.latent_dim}) for {a.epochs} epochs on {len(x_tr):,} images "
-          f"from {a.train} ({device}, {seconds:.1f} s)")
+    stop = f"; kept epoch {h['epoch']}, the lowest validation -ELBO" if patience else ""
+    print(f"trained {model.arch} VAE (latent {model.latent_dim}) for {len(history)} epochs on {len(x_tr):,} images "
+          f"from {a.train} ({device}, {seconds:.1f} s{stop})")
     print(f"validation ({len(x_va):,} images, {a.val}): -ELBO {h['val_total']:.2f} nats/image; "
           f"reconstruction from mu: MSE {h['val_mse']:.5f}, SSIM {h['val_ssim']:.4f}")
     print(f"GMM ({len(classes)} components = classes {classes}; {best['covariance_type']} covariance, "

@@ -142,12 +142,16 @@ class EvalEachEpoch(Callback):
 def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *, epochs: int,
         batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, likelihood: str = "bernoulli",
         seed: int = 0, device: str | torch.device | None = None, callbacks: Sequence[Callback] = (),
-        checkpoint_path: str | Path | None = None, val_metrics: bool = False,
+        checkpoint_path: str | Path | None = None, val_metrics: bool = False, patience: int = 0,
         progress: bool | None = None) -> list[dict]:
     """Train ``model`` with Adam (PyTorch's fused kernel where there is one) on the negative β-ELBO;
     return the per-epoch history: ``train_total/recon/kl`` (running means), ``val_total/recon/kl``
     (z sampled with a fixed seed; ``val_mse/psnr/ssim`` too with ``val_metrics``) and ``seconds``.
+    ``patience`` > 0: stop once validation −ELBO has not improved for that many epochs and keep the
+    best epoch's weights (early stopping; needs ``val_x``); 0 trains every epoch and keeps the last.
     With ``checkpoint_path`` a checkpoint is written after every epoch and training resumes from it."""
+    if patience and val_x is None:
+        raise ValueError("fit: patience needs validation images (val_x)")
     device = resolve_device(device)
     model.to(device)
     x = train_x.to(device)
@@ -157,11 +161,12 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
     st = TrainState(model)
     ckpt = Path(checkpoint_path) if checkpoint_path else None
     parts = {"model": model, "optimizer": opt, "shuffle_rng": shuffle_gen, "noise_rng": noise_gen}
+    best: dict | None = None  # early stopping: {"epoch", "val_total", "state"} of the best epoch so far
     if ckpt and ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         for name, part in parts.items():
             (part.set_state if name.endswith("rng") else part.load_state_dict)(saved[name])
-        st.history, st.epoch, st.step = list(saved["history"]), saved["epoch"], saved["step"]
+        st.history, st.epoch, st.step, best = list(saved["history"]), saved["epoch"], saved["step"], saved["best"]
         for cb, cb_state in zip(callbacks, saved["callbacks"]):
             cb.restore(cb_state)
     bar = tqdm(total=(epochs - st.epoch) * -(-len(x) // batch_size), disable=not progress_enabled(progress),
@@ -169,8 +174,10 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
     model.train()
     for cb in callbacks:
         cb.on_train_begin(st)
-    for st.epoch in range(st.epoch + 1, epochs + 1):
-        t0 = time.perf_counter()
+    for epoch in range(st.epoch + 1, epochs + 1):
+        if best is not None and st.epoch - best["epoch"] >= patience:
+            break  # checked here, not after saving, so that a resumed checkpoint stops too
+        st.epoch, t0 = epoch, time.perf_counter()
         sums = torch.zeros(3, dtype=torch.float64, device=device)
         for xb in batches(x, batch_size, shuffle=True, generator=shuffle_gen):
             logits, mu, logvar = model(xb, generator=noise_gen)
@@ -193,12 +200,17 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
         bar.set_postfix(epoch=st.epoch, loss=f"{row['train_total']:.1f}")
         for cb in callbacks:
             cb.on_epoch_end(st)
+        if patience and (best is None or row["val_total"] < best["val_total"]):
+            best = {"epoch": st.epoch, "val_total": row["val_total"],
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         if ckpt:
             with store.atomic_write(ckpt) as f:
                 torch.save({**{name: part.get_state() if name.endswith("rng") else part.state_dict()
                                for name, part in parts.items()}, "epoch": st.epoch, "step": st.step,
-                            "history": st.history, "callbacks": [cb.state() for cb in callbacks]}, f)
+                            "history": st.history, "callbacks": [cb.state() for cb in callbacks], "best": best}, f)
     bar.close()
+    if best is not None:
+        model.load_state_dict(best["state"])
     model.eval()
     return st.history
 
@@ -213,7 +225,9 @@ class RunConfig:
     classes: tuple[int, ...] | None = None
     arch: str = "mlp"
     latent_dim: int = 2
-    epochs: int = 20
+    epochs: int = 20  # the seed's epoch count: a minimum (see min_steps) and, with patience, a floor for the cap
+    min_steps: int = 0  # at least this many optimiser steps: small data sets get more epochs (see epoch_budget)
+    patience: int = 0  # early stopping: epochs without a lower validation −ELBO (0 = off); best weights kept
     batch_size: int = 128
     lr: float = 1e-3
     beta: float = 1.0
@@ -254,6 +268,13 @@ class Run:
     @property
     def store_key(self) -> str:
         return self.key
+
+
+def epoch_budget(cfg: RunConfig, n_train: int) -> int:
+    """Epochs ``cfg`` trains on ``n_train`` images: its ``epochs``, raised to reach ``min_steps`` optimiser
+    steps. With the full data sets the seeds' epoch counts apply; with the 5,000-image MNIST sample the
+    step budget does (an epoch there is ~10× fewer steps). Early stopping (``patience``) may end it sooner."""
+    return max(cfg.epochs, -(-cfg.min_steps // -(-n_train // cfg.batch_size)))
 
 
 def load_run_data(cfg: RunConfig) -> SimpleNamespace:
@@ -306,14 +327,17 @@ def _train(cfg: RunConfig, train: ImageSet, val: ImageSet, test: ImageSet, check
     model = build_model(cfg.arch, cfg.latent_dim)
     callbacks = run_callbacks(cfg, train, test)
     t0 = time.perf_counter()
-    history = fit(model, to_float(train.images), to_float(val.images), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                  lr=cfg.lr, beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed, device=device,
-                  callbacks=callbacks, checkpoint_path=checkpoint, val_metrics=True, progress=progress)
+    history = fit(model, to_float(train.images), to_float(val.images), epochs=epoch_budget(cfg, len(train)),
+                  batch_size=cfg.batch_size, lr=cfg.lr, beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed,
+                  device=device, callbacks=callbacks, checkpoint_path=checkpoint, val_metrics=True,
+                  patience=cfg.patience, progress=progress)
     ev = evaluate(model, to_float(test.images), beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed + 3,
                   image_metrics=True)
     metrics = {**{f"test_{k}": v for k, v in ev.items()}, "train_seconds": time.perf_counter() - t0,
                "device": str(device), "data_source": train.provenance.get("source"),
-               "n_train": len(train), "n_val": len(val), "n_test": len(test)}
+               "n_train": len(train), "n_val": len(val), "n_test": len(test), "epochs_run": len(history),
+               "best_epoch": int(np.argmin([r["val_total"] for r in history])) + 1 if cfg.patience else len(history),
+               "steps": len(history) * -(-len(train) // cfg.batch_size)}
     snapshots = None
     if cfg.snapshot_n:
         snaps = callbacks[0].snapshots
