@@ -27,9 +27,10 @@ $(STAMP): requirements.lock pyproject.toml | $(PY)
 	fi
 	touch $@
 
-# Full report: every notebook, profile "full"; ONLY=01 runs one notebook.
+# Full report: every notebook, profile "full"; ONLY=01 runs one notebook; AUTHOR="..." tags every figure
+# and GIF (default: git config user.name).
 report: $(STAMP)
-	$(PY) -m vaelib report --profile full $(if $(ONLY),--only $(ONLY))
+	$(PY) -m vaelib report --profile full $(if $(ONLY),--only $(ONLY)) $(if $(AUTHOR),--author "$(AUTHOR)")
 
 # Same, profile "smoke" (seconds per notebook), written under build/smoke/.
 smoke: $(STAMP)

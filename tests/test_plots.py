@@ -314,6 +314,11 @@ def test_gifs_from_a_run_through_the_store(run2, model3, tmp_path):
         data = store.cached(fn, run2, fps=5, title="z = 2")
         assert iio.imread(data, index=None, extension=".gif").shape[0] == t
         assert store.cached(fn, run2, fps=5, title="z = 2") == data  # from the store
+        tagged = iio.imread(store.cached(fn, run2, fps=5, title="z = 2", author="A. Tester"), index=None, extension=".gif")
+        plain = iio.imread(data, index=None, extension=".gif")
+        h, w = plain.shape[1:3]  # the tag is in the bottom-right corner of every frame
+        assert not np.array_equal(tagged[:, -h // 10:, -w // 3:], plain[:, -h // 10:, -w // 3:])
+        assert np.abs(tagged[:, : h // 2].astype(int) - plain[:, : h // 2]).mean() < 2  # GIF palettes may shift a little
     loop = plots.gif_info(plots.save_bytes(plots.traversal_gif(run2, steps=6), tmp_path / "t2.gif"))
     assert loop["frames"] == 6 and loop["loop"] == 0
     run3 = type(run2)(**{**vars(run2), "model": model3, "key": "fake"})

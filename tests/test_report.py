@@ -50,8 +50,9 @@ def test_run_report_writes_copies_and_report(tmp_path, capsys):
               'write_table(pd.DataFrame({"a": [1, 2]}), "demo")\n'
               'write_metrics("00_demo", {"loss": 1.5, "nested": {"k": 2}})\n'
               'print("ran with", profile)')
-    _notebook(nbs, "01_next", "import os, sys\nprint(os.environ['VAELIB_PROFILE'], 'vaelib.plots' in sys.modules, os.getcwd())")
-    timings = run_report("smoke", notebooks_dir=nbs, out=out)
+    _notebook(nbs, "01_next", "import os, sys\nprint(os.environ['VAELIB_PROFILE'], 'vaelib.plots' in sys.modules, os.getcwd())",
+              "print('tagged by', author)")
+    timings = run_report("smoke", notebooks_dir=nbs, out=out, author="A. Tester")
     assert list(timings) == ["00_demo", "01_next"]
     assert "[1/2] 00_demo ..." in capsys.readouterr().out
     executed = out / "reports/notebooks/00_demo.ipynb"
@@ -59,7 +60,8 @@ def test_run_report_writes_copies_and_report(tmp_path, capsys):
     assert "ran with smoke" in executed.with_suffix(".html").read_text()
     # the second kernel was started (and its imports done) while the first notebook ran, in the notebooks folder
     second = nbformat.read(out / "reports/notebooks/01_next.ipynb", as_version=4)
-    assert second.cells[-1].outputs[0]["text"].strip() == f"smoke True {nbs}"
+    assert second.cells[-2].outputs[0]["text"].strip() == f"smoke True {nbs}"
+    assert second.cells[-1].outputs[0]["text"].strip() == "tagged by A. Tester"  # the author parameter
     # reproducible copies: project-relative paths, a fixed id for papermill's cell, no execution timestamps
     assert second.metadata.papermill.input_path == "notebooks/01_next.ipynb"
     assert second.metadata.papermill.output_path == "reports/notebooks/01_next.ipynb"

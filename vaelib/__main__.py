@@ -14,6 +14,7 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="execute the notebooks with papermill and write reports/REPORT.md")
     report.add_argument("--profile", default=None, help="smoke | full (default: $VAELIB_PROFILE or full)")
     report.add_argument("--only", metavar="NAME", help="one notebook: a stem (01_vae) or a prefix (01)")
+    report.add_argument("--author", help="tag on every figure and GIF (default: `git config user.name`)")
     sweep = sub.add_parser("sweep", help="train (or load) every run of the report's run table into the store")
     sweep.add_argument("--profile", default=None, help="smoke | full (default: $VAELIB_PROFILE or full)")
     sweep.add_argument("--only", metavar="CHAPTER", help="one chapter's runs (a stem such as 02_latent_sizes)")
@@ -36,6 +37,18 @@ def _sweep(profile: str | None, only: str | None) -> None:
         run = train_or_load(cfg)
         print(f"[{i}/{len(configs)}] {cfg.label}: {'loaded' if run.cached else 'trained'} "
               f"({run.metrics['train_seconds']:.0f} s of training, test −ELBO {run.metrics['test_total']:.2f})")
+
+
+def _author(given: str | None) -> str:
+    """``given``, else the git user name of this checkout, else no tag."""
+    if given is not None:
+        return given
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "config", "user.name"], capture_output=True, text=True).stdout.strip()
+    except OSError:  # no git
+        return ""
 
 
 def _store(action: str, older_than: float | None, dry_run: bool) -> int:
@@ -70,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             from .experiments import default_profile
             from .report import run_report
 
-            run_report(args.profile or default_profile(), args.only)
+            run_report(args.profile or default_profile(), args.only, author=_author(args.author))
         elif args.command == "sweep":
             _sweep(args.profile, args.only)
         else:

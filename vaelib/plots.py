@@ -300,19 +300,25 @@ def fid_bar_chart(results: Any, title: str | None = None) -> Figure:
     return fig
 
 
-def save_fig(fig: Figure, path: str | os.PathLike, author: str | None = None, dpi: int = 120) -> Path:
-    """Write ``fig`` atomically as PNG (optional small grey author watermark); return the Path."""
+def _sign(fig: Figure, author: str | None) -> Figure:
+    """A small grey author tag in the bottom-right corner (none for an empty ``author``)."""
     if author:
         fig.text(0.995, 0.005, author, ha="right", va="bottom", fontsize=7, color="0.55", alpha=0.8)
+    return fig
+
+
+def save_fig(fig: Figure, path: str | os.PathLike, author: str | None = None, dpi: int = 120) -> Path:
+    """Write ``fig`` atomically as PNG (with ``author``'s tag, if any); return the Path."""
+    _sign(fig, author)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return Path(path)
 
 
-def fig_to_array(fig: Figure) -> np.ndarray:
-    """Render ``fig`` at the GIF frames' dpi → (H, W, 3) uint8 RGB."""
+def fig_to_array(fig: Figure, author: str | None = None) -> np.ndarray:
+    """Render ``fig`` (with ``author``'s tag, if any) at the GIF frames' dpi → (H, W, 3) uint8 RGB."""
     fig.set_dpi(_GIF_DPI)
-    canvas = FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(_sign(fig, author))
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
@@ -337,7 +343,7 @@ def _limits(coords: np.ndarray, at_least: float = 0.0) -> tuple[tuple[float, flo
 
 
 def snapshot_frames(snapshots: Mapping[str, Any] | None, labels: Any = None, originals: Any = None,
-                    class_names: Sequence[str] | None = None, title: str = "") -> list[np.ndarray]:
+                    class_names: Sequence[str] | None = None, title: str = "", author: str = "") -> list[np.ndarray]:
     """A frame per snapshot: the followed images' μ by ``labels`` (fixed axes), ``originals`` over reconstructions, or both."""
     if not snapshots or "mu" not in snapshots or "recon" not in snapshots:
         raise ValueError("snapshots: none; expected a run trained with snapshot_n > 0 (run.snapshots)")
@@ -354,7 +360,7 @@ def snapshot_frames(snapshots: Mapping[str, Any] | None, labels: Any = None, ori
         if originals is not None:
             recon_rows(originals, recon[t], per_row=4 if both and k % 4 == 0 and k > 4 else 16, ax=axes[0, -1],
                        title="originals over reconstructions (from μ)" if both else stamp)
-        frames.append(fig_to_array(fig))
+        frames.append(fig_to_array(fig, author))
     return frames
 
 
@@ -383,26 +389,29 @@ def _followed(run: Any) -> tuple[np.ndarray, torch.Tensor]:
     return _numpy(test.labels[index]), to_float(test.images[index[: run.snapshots["recon"].shape[1]]])
 
 
-def reconstruction_gif(run: Any, fps: float = 4, title: str = "") -> bytes:
+def reconstruction_gif(run: Any, fps: float = 4, title: str = "", author: str = "") -> bytes:
     """GIF bytes: the run's fixed test images over their reconstructions at every snapshot."""
-    return gif_bytes(snapshot_frames(run.snapshots, originals=_followed(run)[1], title=title), fps, hold_s=1.5)
-
-
-def latent_gif(run: Any, fps: float = 4, title: str = "") -> bytes:
-    """GIF bytes: the followed test images' μ at every snapshot (PCA of the final μ when z > 2)."""
-    frames = snapshot_frames(run.snapshots, _followed(run)[0], class_names=run.data.test.classes, title=title)
+    frames = snapshot_frames(run.snapshots, originals=_followed(run)[1], title=title, author=author)
     return gif_bytes(frames, fps, hold_s=1.5)
 
 
-def beta_gif(run: Any, fps: float = 10, title: str | None = None) -> bytes:
+def latent_gif(run: Any, fps: float = 4, title: str = "", author: str = "") -> bytes:
+    """GIF bytes: the followed test images' μ at every snapshot (PCA of the final μ when z > 2)."""
+    frames = snapshot_frames(run.snapshots, _followed(run)[0], class_names=run.data.test.classes, title=title,
+                             author=author)
+    return gif_bytes(frames, fps, hold_s=1.5)
+
+
+def beta_gif(run: Any, fps: float = 10, title: str | None = None, author: str = "") -> bytes:
     """GIF bytes for a β sweep: latent scatter left, originals over reconstructions right."""
     title = f"β = {run.config.beta:g}" if title is None else title
-    return gif_bytes(snapshot_frames(run.snapshots, *_followed(run), run.data.test.classes, title), fps, hold_s=1.5)
+    frames = snapshot_frames(run.snapshots, *_followed(run), run.data.test.classes, title, author)
+    return gif_bytes(frames, fps, hold_s=1.5)
 
 
 @torch.no_grad()
 def traversal_gif(run: Any, fps: float = 8, steps: int = 40, n_images: int = 4, span: float = 3.0,
-                  radius: float = 1.5, title: str = "") -> bytes:
+                  radius: float = 1.5, title: str = "", author: str = "") -> bytes:
     """GIF bytes: z = 2, decodes along a circle beside the test μ; else μ_i + a·e_d, a: −span → span → −span."""
     model, test, frames = run.model, run.data.test, []
     if model.latent_dim == 2:
@@ -414,7 +423,8 @@ def traversal_gif(run: Any, fps: float = 8, steps: int = 40, n_images: int = 4, 
             latent_scatter(z, _numpy(test.labels), test.classes, ax=left, title="test μ and the path", s=6, lims=lims)
             left.plot(*np.r_[path, path[:1]].T, color="0.3", lw=1, ls="--")
             left.plot(x, y, marker="*", ms=16, color="crimson", mec="black")
-            frames.append(fig_to_array(image_grid(imgs[t:t + 1], 1, ax=right, title=f"z = ({x:+.2f}, {y:+.2f})")))
+            frames.append(fig_to_array(image_grid(imgs[t:t + 1], 1, ax=right, title=f"z = ({x:+.2f}, {y:+.2f})"),
+                                       author))
         return gif_bytes(frames, fps)
     idx, d = snapshot_index(test, len(test))[:n_images], model.latent_dim
     mu, up = model.latents(to_float(test.images[idx])), np.linspace(-span, span, steps // 2 + 1)
@@ -423,7 +433,7 @@ def traversal_gif(run: Any, fps: float = 8, steps: int = 40, n_images: int = 4, 
         image_grid(model.generate((mu[:, None] + float(a) * torch.eye(d)).reshape(-1, d)).cpu(), d, ax=axes[0, 0],
                    row_labels=[f"{test.classes[int(test.labels[i])]} #{i}" for i in idx],
                    title=f"{title}\ncolumn d decodes μ + ({a:+.2f})·e_d".strip())
-        frames.append(fig_to_array(fig))
+        frames.append(fig_to_array(fig, author))
     return gif_bytes(frames, fps)
 
 

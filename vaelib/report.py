@@ -108,7 +108,7 @@ def _start_kernel(notebook: Path, profile: str, out: Path) -> Any:
     return km
 
 
-def _execute(notebook: Path, dest: Path, profile: str, km: Any) -> None:
+def _execute(notebook: Path, dest: Path, parameters: dict, km: Any) -> None:
     """Execute ``notebook`` in kernel ``km`` into dest (.ipynb) plus dest.html, both atomically."""
     import nbformat
     import papermill as pm
@@ -116,7 +116,7 @@ def _execute(notebook: Path, dest: Path, profile: str, km: Any) -> None:
 
     with atomic_path(dest) as tmp_nb:
         try:
-            nb = pm.execute_notebook(str(notebook), str(tmp_nb), parameters={"profile": profile}, km=km,
+            nb = pm.execute_notebook(str(notebook), str(tmp_nb), parameters=parameters, km=km,
                                      kernel_name="python3", language="python", progress_bar=False,
                                      log_output=False, record_timing=False)
         except pm.PapermillExecutionError as e:
@@ -136,12 +136,13 @@ def _execute(notebook: Path, dest: Path, profile: str, km: Any) -> None:
             f.write(body)
 
 
-def run_report(profile: str = "full", only: str | None = None, *,
+def run_report(profile: str = "full", only: str | None = None, *, author: str = "",
                notebooks_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
                log: Callable[..., Any] = print) -> dict[str, float]:
     """Execute the notebooks in order and write REPORT.md; return wall seconds per stem.
 
-    ``notebooks_dir`` defaults to <root>/notebooks and ``out`` to ``out_root(profile)``.
+    ``author`` tags every figure and GIF (the notebooks' ``author`` parameter); ``notebooks_dir`` defaults
+    to <root>/notebooks and ``out`` to ``out_root(profile)``.
     Raises InputError for an unknown profile or name and NotebookError when a notebook fails
     (that notebook gets no executed copy; the ones before it keep theirs).
     """
@@ -163,7 +164,8 @@ def run_report(profile: str = "full", only: str | None = None, *,
             log(f"[{i}/{len(chosen)}] {notebook.stem} ...", end=" ", flush=True)
             start = time.perf_counter()
             try:
-                _execute(notebook, reports / "notebooks" / f"{notebook.stem}.ipynb", profile, kernels[i - 1])
+                _execute(notebook, reports / "notebooks" / f"{notebook.stem}.ipynb",
+                         {"profile": profile, "author": author}, kernels[i - 1])
             except NotebookError:
                 log("FAILED", flush=True)
                 raise
