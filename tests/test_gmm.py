@@ -1,16 +1,22 @@
 """vaelib.gmm: the class-mean-initialised classifier (on blobs and on real digits), metrics and matching
-against scikit-learn/scipy, the NPZ parameter file, label efficiency, and the latent mixture sampler."""
+against scikit-learn/scipy, its selection (validation set, k labels by cross-validation, no labels), the NPZ
+parameter file, label efficiency, and the latent mixture sampler."""
 
+import inspect
 import itertools
+import json
 import pickle
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import (accuracy_score, adjusted_rand_score, f1_score, normalized_mutual_info_score,
                              precision_score, recall_score)
 from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import StratifiedKFold
 
 from vaelib import gmm, store
 from vaelib.errors import InputError
@@ -26,6 +32,22 @@ def blobs(n, seed, scale=0.5):
     y = np.repeat(CLASSES, n // 3)
     z = np.array([CENTRES[c] for c in y]) + rng.normal(scale=scale, size=(len(y), 2))
     return z, y
+
+
+def stripes(n, seed):
+    """Three parallel elongated clusters turned 45°: only full or tied covariances separate them."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(CLASSES, n // 3)
+    offset = np.array([{1: -2.0, 4: 0.0, 8: 2.0}[c] for c in y])
+    local = np.c_[rng.normal(0, 3.0, len(y)), offset + rng.normal(0, 0.3, len(y))]
+    return local @ (np.array([[1.0, 1.0], [-1.0, 1.0]]) / np.sqrt(2)), y
+
+
+def _pixels(y, seed):
+    """Noise images whose top rows carry class 1 (so that logistic regression has something to learn)."""
+    x = np.random.default_rng(seed).random((len(y), 1, 28, 28))
+    x[:, 0, :5] += (y[:, None, None] == 1)
+    return x
 
 
 def test_component_k_is_class_k():
@@ -124,32 +146,171 @@ def test_select_gmm_table_and_choice():
     assert type(best["reg_covar"]) is float and type(best["n_init"]) is int
 
 
+def test_select_gmm_cv_chooses_the_covariance_the_data_need():
+    z_tr, _ = stripes(900, 0)
+    z_va, y_va = stripes(90, 1)
+    z_te, y_te = stripes(600, 2)
+    idx = gmm.draw_labelled(y_va, CLASSES, 5, seed=0)
+    best, table = gmm.select_gmm_cv(z_tr, z_va[idx], y_va[idx], CLASSES, seed=0)
+    assert list(table.columns) == ["covariance_type", "reg_covar", "cv_f1_macro", "train_bic", "converged", "chosen"]
+    assert len(table) == 8 and table["chosen"].sum() == 1 and best["covariance_type"] in ("full", "tied")
+    chosen = table[table["chosen"]].iloc[0]
+    top = table[table["cv_f1_macro"] == table["cv_f1_macro"].max()]
+    assert chosen["train_bic"] == top["train_bic"].min()  # ties: the lower BIC
+    assert best == {"covariance_type": chosen["covariance_type"], "reg_covar": chosen["reg_covar"]}
+    clf = gmm.fit_classifier(z_tr, z_va[idx], y_va[idx], CLASSES, seed=0, **best)
+    assert accuracy_score(y_te, clf.predict(z_te)) > 0.99
+    assert table.loc[table["covariance_type"] == "spherical", "cv_f1_macro"].max() < 0.6
+    again = gmm.select_gmm_cv(z_tr, z_va[idx], y_va[idx], CLASSES, seed=0)
+    assert again[0] == best and again[1].equals(table)
+
+
+def test_select_gmm_cv_scores_out_of_fold_predictions():
+    """A fold: means from the training fold's labels, EM on the unlabelled codes, the held-out labels scored."""
+    z_tr, _ = blobs(300, 18, scale=1.3)
+    z_va, y_va = blobs(45, 19, scale=1.3)
+    idx = gmm.draw_labelled(y_va, CLASSES, 4, seed=1)  # 4 per class: 4 folds
+    z, y = z_va[idx], y_va[idx]
+    grid = {"covariance_type": ("spherical", "full"), "reg_covar": (1e-3,)}
+    _, table = gmm.select_gmm_cv(z_tr, z, y, CLASSES, grid=grid, seed=2)
+    for row in table.itertuples():
+        oof, bic = np.empty_like(y), []
+        for tr, te in StratifiedKFold(4).split(z, y):
+            clf = gmm.fit_classifier(z_tr, z[tr], y[tr], CLASSES, seed=2, covariance_type=row.covariance_type,
+                                     reg_covar=1e-3)
+            oof[te] = clf.predict(z[te])
+            bic.append(clf.gmm.bic(z_tr))
+        assert row.cv_f1_macro == pytest.approx(f1_score(y, oof, average="macro"))
+        assert row.train_bic == pytest.approx(np.mean(bic))
+
+
+def test_select_gmm_cv_with_one_label_per_class_uses_bic():
+    z_tr, _ = stripes(600, 3)
+    z_va, y_va = stripes(60, 4)
+    idx = gmm.draw_labelled(y_va, CLASSES, 1, seed=0)
+    best, table = gmm.select_gmm_cv(z_tr, z_va[idx], y_va[idx], CLASSES, seed=0)
+    assert table["cv_f1_macro"].isna().all()
+    bic = [gmm.fit_classifier(z_tr, z_va[idx], y_va[idx], CLASSES, seed=0, **g).gmm.bic(z_tr)
+           for g in table[["covariance_type", "reg_covar"]].to_dict("records")]
+    np.testing.assert_allclose(table["train_bic"], bic)
+    assert table["chosen"].tolist() == (np.arange(8) == np.argmin(bic)).tolist()
+    assert best["covariance_type"] in ("full", "tied")
+    # one class with a single label is enough to make CV impossible
+    two = np.concatenate([idx, gmm.draw_labelled(y_va, [4, 8], 3, seed=1)])
+    assert gmm.select_gmm_cv(z_tr, z_va[two], y_va[two], CLASSES)[1]["cv_f1_macro"].isna().all()
+
+
+def test_select_gmm_cv_rejects_bad_labels():
+    z, y = blobs(30, 20)
+    with pytest.raises(InputError, match="every class at least once"):
+        gmm.select_gmm_cv(z, z[y != 8], y[y != 8], CLASSES)
+    with pytest.raises(InputError, match="every label in classes"):
+        gmm.select_gmm_cv(z, z, np.where(y == 8, 9, y), CLASSES[:2])
+    with pytest.raises(InputError, match=r"grid: unknown settings \['tol'\]"):
+        gmm.select_gmm_cv(z, z, y, CLASSES, grid={"covariance_type": ("full",), "tol": (1e-3,)})
+
+
+def test_fit_logreg_chooses_c_by_cv_or_keeps_the_default():
+    _, y = blobs(60, 21)
+    x, x_te, y_te = _pixels(y, 4), _pixels(np.repeat(CLASSES, 30), 5), np.repeat(CLASSES, 30)
+    one = gmm.draw_labelled(y, CLASSES, 1, seed=0)
+    model, c = gmm.fit_logreg(x[one], y[one], CLASSES)
+    assert c == 1.0 and type(model) is LogisticRegression and model.C == 1.0
+    model, c = gmm.fit_logreg(x, y, CLASSES, seed=0)
+    assert isinstance(model, LogisticRegressionCV) and c in gmm.LOGREG_CS and c == model.C_
+    three = gmm.draw_labelled(y, CLASSES, 3)
+    assert model.n_iter_.shape[0] == 5 and gmm.fit_logreg(x[three], y[three], CLASSES)[0].n_iter_.shape[0] == 3  # folds
+    assert f1_score(y_te == 1, model.predict(x_te.reshape(90, -1)) == 1) > 0.95  # the pixels tell 1 from the rest
+
+
+def test_select_gmm_unsupervised_uses_no_labels():
+    assert list(inspect.signature(gmm.select_gmm_unsupervised).parameters) == ["z_train", "n_components", "grid",
+                                                                               "seed"]
+    z_tr, _ = blobs(600, 5, scale=0.6)
+    z_te, y_te = blobs(300, 6, scale=0.6)
+    grid = {"covariance_type": ("full", "tied", "spherical"), "reg_covar": (1e-6, 1e-1), "n_init": (1, 2)}
+    best, table = gmm.select_gmm_unsupervised(z_tr, 3, grid=grid, seed=0)
+    assert len(table) == 12 and table["chosen"].tolist() == (table.index == table["train_bic"].idxmin()).tolist()
+    assert list(best) == ["covariance_type", "reg_covar", "n_init"] and type(best["n_init"]) is int
+    g = GaussianMixture(3, max_iter=500, random_state=0, **best).fit(z_tr)  # k-means start, no labels
+    assert table.loc[table["chosen"], "train_bic"].item() == pytest.approx(g.bic(z_tr))
+    mixture = gmm.fit_gmm(z_tr, n_components=3, seed=0, **best)
+    assert gmm.cluster_scores(y_te, mixture.predict(z_te), CLASSES)["ari"] > 0.95
+    again = gmm.select_gmm_unsupervised(z_tr, 3, grid=grid, seed=0)
+    assert again[0] == best and again[1].equals(table)
+
+
 def test_label_efficiency_rows_and_baselines():
     z_tr, _ = blobs(300, 8)
     z_va, y_va = blobs(36, 9)  # 12 per class: k=50 is skipped
     z_te, y_te = blobs(90, 10)
-    rng = np.random.default_rng(0)
-    pix_va, pix_te = rng.random((36, 1, 28, 28)), rng.random((90, 1, 28, 28))
-    pix_va[:, 0, :5] += (y_va[:, None, None] == 1)  # the pixels carry the class too
-    pix_te[:, 0, :5] += (y_te[:, None, None] == 1)
-    params = {"blobs": {"covariance_type": "full"}}
+    pix_va, pix_te = _pixels(y_va, 0), _pixels(y_te, 1)
     df = gmm.label_efficiency({"blobs": (z_tr, z_va, z_te)}, y_va, y_te, CLASSES, pixels=(pix_va, pix_te),
-                              ks=(1, 5, 50, None), n_draws=3, seed=0, params=params)
-    assert list(df.columns) == ["method", "k", "n_labels", "per_class", "draw", "accuracy", "f1_macro"]
+                              ks=(1, 5, 50, None), n_draws=3, seed=0)
+    assert list(df.columns) == ["method", "k", "n_labels", "per_class", "draw", "accuracy", "f1_macro",
+                                "selected_by", "settings"]
     assert set(df["method"]) == {"blobs", gmm.LOGREG}
     assert df.groupby("k").size().to_dict() == {"1": 6, "5": 6, "all": 2}
     assert df.loc[df["k"] == "1", "n_labels"].eq(3).all() and df.loc[df["k"] == "all", "n_labels"].eq(36).all()
     assert df.loc[(df["method"] == "blobs") & (df["k"] == "all"), "f1_macro"].item() == 1.0
+    # one label per class: no CV, BIC for the GMM and the default C for logistic regression; else CV
+    by = df.set_index(["method", "k"])["selected_by"]
+    assert set(by["blobs", "1"]) == {"bic"} and set(by[gmm.LOGREG, "1"]) == {"default"}
+    assert set(df.loc[df["k"] != "1", "selected_by"]) == {"cv"}
+    settings = df["settings"].map(json.loads)
+    for s_, method, k in zip(settings, df["method"], df["k"]):
+        if method == gmm.LOGREG:
+            assert s_ == {"C": 1.0} if k == "1" else s_["C"] in gmm.LOGREG_CS
+        else:
+            assert set(s_) == set(gmm.CV_GRID) and s_["covariance_type"] in gmm.CV_GRID["covariance_type"]
     # the draws differ between draws and are the same for another call (and with tensors)
     again = gmm.label_efficiency({"blobs": tuple(torch.from_numpy(f) for f in (z_tr, z_va, z_te))}, y_va, y_te,
-                                 CLASSES, ks=(1,), n_draws=3, seed=0, params=params)
-    np.testing.assert_allclose(again["f1_macro"], df[(df["method"] == "blobs") & (df["k"] == "1")]["f1_macro"])
+                                 CLASSES, ks=(1,), n_draws=3, seed=0)
+    first = df[(df["method"] == "blobs") & (df["k"] == "1")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again, first)
     s = gmm.summarise_label_efficiency(df)
     row = s[(s["method"] == "blobs") & (s["k"] == "1")].iloc[0]
     part = df[(df["method"] == "blobs") & (df["k"] == "1")]["f1_macro"]
     assert row["draws"] == 3 and row["per_class"] == 1 and row["n_labels"] == 3
     assert row["f1_macro_mean"] == pytest.approx(part.mean()) and row["f1_macro_std"] == pytest.approx(part.std(ddof=0))
     assert list(s["method"].unique()) == ["blobs", gmm.LOGREG]
+
+
+def test_draw_labelled():
+    _, y = blobs(60, 14)
+    y = np.concatenate([y, [7, 7, 7]])  # a class outside CLASSES is never drawn
+    idx = gmm.draw_labelled(y, CLASSES, 4, seed=0, draw=0)
+    assert np.all(np.diff(idx) > 0) and sorted(y[idx].tolist()) == sorted(CLASSES * 4)
+    np.testing.assert_array_equal(idx, gmm.draw_labelled(y, CLASSES, 4, seed=0, draw=0))
+    assert not np.array_equal(idx, gmm.draw_labelled(y, CLASSES, 4, seed=0, draw=1))
+    assert not np.array_equal(idx, gmm.draw_labelled(y, CLASSES, 4, seed=1, draw=0))
+    np.testing.assert_array_equal(gmm.draw_labelled(y, CLASSES, None), np.arange(60))
+    poisoned = np.where(np.isin(np.arange(len(y)), idx), y, -1)  # every other label unknown
+    np.testing.assert_array_equal(gmm.draw_labelled(poisoned, CLASSES, 4, seed=0, draw=0), idx)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_label_efficiency_sees_only_the_drawn_labels(k):
+    """Poison every validation label, code and image outside the draw: the same choices and the same scores."""
+    z_tr, _ = blobs(300, 15, scale=1.0)
+    z_va, y_va = blobs(60, 16, scale=1.0)
+    z_te, y_te = blobs(90, 17, scale=1.0)
+    pix_va, pix_te = _pixels(y_va, 2), _pixels(y_te, 3)
+    args = dict(ks=(k,), n_draws=1, seed=3)
+    idx = gmm.draw_labelled(y_va, CLASSES, k, seed=3, draw=0)
+    other = ~np.isin(np.arange(len(y_va)), idx)
+    rng = np.random.default_rng(0)
+    y_bad, z_bad, pix_bad = y_va.copy(), z_va.copy(), pix_va.copy()
+    y_bad[other], z_bad[other], pix_bad[other] = -1, rng.normal(50.0, 9.0, (other.sum(), 2)), rng.random(
+        (other.sum(), 1, 28, 28))
+    clean = gmm.label_efficiency({"z": (z_tr, z_va, z_te)}, y_va, y_te, CLASSES, pixels=(pix_va, pix_te), **args)
+    bad = gmm.label_efficiency({"z": (z_tr, z_bad, z_te)}, y_bad, y_te, CLASSES, pixels=(pix_bad, pix_te), **args)
+    pd.testing.assert_frame_equal(clean, bad)
+    assert set(clean["selected_by"]) == ({"bic", "default"} if k == 1 else {"cv"})
+    swapped = y_bad.copy()  # while the drawn labels do count: swap those of 1 and 4 (the same draw)
+    swapped[idx] = np.select([y_va[idx] == 1, y_va[idx] == 4], [4, 1], y_va[idx])
+    swap = gmm.label_efficiency({"z": (z_tr, z_bad, z_te)}, swapped, y_te, CLASSES, pixels=(pix_bad, pix_te), **args)
+    assert (swap["accuracy"] < clean["accuracy"] - 0.3).all()
 
 
 def test_label_efficiency_through_the_store():

