@@ -1,5 +1,6 @@
-"""The report: where a profile's outputs go, the tables and metrics notebooks write, and the
-papermill runner that executes notebooks/NN_*.ipynb in order and writes reports/REPORT.md.
+"""The report: where a profile's outputs go, the tables and metrics notebooks write (with each chapter's
+"report" block: title, findings, key figure and table), and the papermill runner that executes
+notebooks/NN_*.ipynb in order and writes reports/REPORT.md from those blocks.
 
 Outputs of profile "full" go under the project root (the committed figures/ and reports/); those
 of "smoke" under $VAELIB_OUT (default <root>/build/smoke), so tests never overwrite them.
@@ -11,15 +12,17 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .errors import InputError, NotebookError
 from .experiments import check_profile, default_profile
 from .store import atomic_path, atomic_write, project_root, write_json
 
-__all__ = ["out_root", "figure_dir", "write_table", "write_metrics", "notebooks", "select", "run_report"]
+__all__ = ["out_root", "figure_dir", "write_table", "write_metrics", "chapter_summary", "notebooks", "select",
+           "run_report"]
 
 _NOTEBOOK = re.compile(r"\d\d_.+\.ipynb")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -64,9 +67,17 @@ def write_table(df: Any, name: str, profile: str | None = None) -> Path:
 
 
 def write_metrics(stem: str, metrics: Mapping[str, Any], profile: str | None = None) -> Path:
-    """Write a notebook's headline numbers to reports/metrics/<stem>.json; return the path."""
+    """Write a notebook's headline numbers to reports/metrics/<stem>.json; return the path.
+
+    A "report" entry, if any, is the chapter's block for REPORT.md (see ``chapter_summary``); it is
+    checked here, so that a bad block fails in its notebook rather than when REPORT.md is written.
+    """
     _check_name(stem, "notebook stem")
-    return write_json(out_root(profile) / "reports" / "metrics" / f"{stem}.json", dict(metrics))
+    path = out_root(profile) / "reports" / "metrics" / f"{stem}.json"
+    metrics = dict(metrics)
+    if "report" in metrics:
+        metrics["report"] = _check_block(metrics["report"], out_root(profile), str(path))
+    return write_json(path, metrics)
 
 
 def notebooks(directory: str | os.PathLike | None = None) -> list[Path]:
@@ -182,41 +193,138 @@ def run_report(profile: str = "full", only: str | None = None, *, author: str = 
     return {p.stem: timings[p.stem] for p in chosen}
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, dict)):
-        text = json.dumps(value)
-        return text if len(text) <= 80 else text[:77] + "..."
-    return str(value)
+def _text_list(value: Any, what: str, where: str, least: int = 0, most: int | None = None) -> list[str]:
+    """``value`` as a list of one-line, non-empty strings (a single string is rejected, not split)."""
+    expected = f"expected a list of {f'{least} to {most}' if most else 'zero or more'} one-line, non-empty strings"
+    if not isinstance(value, (list, tuple)):
+        raise InputError(f"{where}: {what} is a {type(value).__name__}; {expected}")
+    if not least <= len(value) <= (most or len(value)):
+        raise InputError(f"{where}: {what} has {len(value)} entries; {expected}")
+    for i, s in enumerate(value):
+        if not isinstance(s, str) or not s.strip() or "\n" in s.strip():
+            raise InputError(f"{where}: {what}[{i}] is {s!r}; {expected}")
+    return [s.strip() for s in value]
 
 
-def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for key, value in metrics.items():
-        if isinstance(value, Mapping):
-            yield from _flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
+def _check_block(block: Any, root: Path, where: str) -> dict[str, Any]:
+    """A chapter's "report" block, checked (types; figure and table files under ``root``) and normalised."""
+    keys = {"title", "findings", "figure", "table", "differences", "caveats"}
+    if not isinstance(block, Mapping) or not {"title", "findings", "figure", "table"} <= set(block) <= keys:
+        got = sorted(block) if isinstance(block, Mapping) else type(block).__name__
+        raise InputError(f"{where}: report block has {got}; expected title, findings, figure, table "
+                         "and optionally differences, caveats (build it with report.chapter_summary)")
+    title = block["title"]
+    if not isinstance(title, str) or not title.strip() or "\n" in title.strip():
+        raise InputError(f"{where}: title is {title!r}; expected a one-line, non-empty string")
+    figure, table = block["figure"], block["table"]
+    parts = Path(figure).parts if isinstance(figure, str) else ()
+    if not parts or Path(figure).is_absolute() or ".." in parts:
+        raise InputError(f"{where}: figure is {figure!r}; expected a path relative to the output root {root}")
+    if not (root / figure).is_file():
+        raise InputError(f"{root / figure}: not found; expected the chapter's key figure (made before its summary)")
+    if not isinstance(table, str):
+        raise InputError(f"{where}: table is {type(table).__name__}; expected a table name (reports/tables/<name>.md)")
+    if not (root / "reports" / "tables" / f"{_check_name(table, 'table name')}.md").is_file():
+        raise InputError(f"{root / 'reports' / 'tables' / table}.md: not found; expected the chapter's key table "
+                         "(write it with report.write_table first)")
+    return {"title": title.strip(), "findings": _text_list(block["findings"], "findings", where, 1, 5),
+            "figure": Path(figure).as_posix(), "table": table,
+            "differences": _text_list(block.get("differences", []), "differences", where),
+            "caveats": _text_list(block.get("caveats", []), "caveats", where)}
+
+
+def chapter_summary(title: str, findings: list[str] | tuple[str, ...], figure: str | os.PathLike,
+                    table: str | os.PathLike, differences: list[str] | tuple[str, ...] = (),
+                    caveats: list[str] | tuple[str, ...] = (), profile: str | None = None) -> dict[str, Any]:
+    """A chapter's "report" block for REPORT.md: ``write_metrics(stem, {..., "report": chapter_summary(...)})``.
+
+    ``title`` is the chapter's heading; ``findings`` 1 to 5 formatted sentences (the first one goes into the
+    summary); ``figure`` the key figure, absolute (``figure_dir(...) / "x.png"``) or relative to
+    ``out_root(profile)``; ``table`` the key table's name, or the path ``write_table`` returned;
+    ``differences`` where and why the chapter differs from its seed; ``caveats`` what a reader must know
+    first (shown at the top of REPORT.md). Returns {"title", "findings", "figure" (a POSIX path relative to
+    the output root), "table" (a name), "differences", "caveats"}, all strings or lists of strings.
+    Raises InputError naming the missing file, or the argument of the wrong type.
+    """
+    root = out_root(profile)
+    if isinstance(figure, os.PathLike) or isinstance(figure, str) and Path(figure).is_absolute():
+        path = Path(figure).resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise InputError(f"{figure}: not under the output root; expected a figure in {root / 'figures'}")
+        figure = path.relative_to(root.resolve()).as_posix()
+    if isinstance(table, os.PathLike):
+        path = Path(table)
+        if path.suffix != ".md" or path.resolve().parent != (root / "reports" / "tables").resolve():
+            raise InputError(f"{path}: not a table that write_table wrote; "
+                             f"expected {root / 'reports' / 'tables'}/<name>.md")
+        table = path.stem
+    block = {"title": title, "findings": findings, "figure": figure, "table": table,
+             "differences": differences, "caveats": caveats}
+    return _check_block(block, root, "chapter_summary")
+
+
+def _link(text: str, target: str) -> str:
+    return f"[{text}]({quote(target)})"
+
+
+def _read_metrics(folder: Path) -> dict[str, dict]:
+    metrics = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            metrics[path.stem] = json.loads(path.read_text())
+        except ValueError as e:
+            raise InputError(f"{path}: not valid JSON ({e}); expected what report.write_metrics writes") from None
+    return metrics
 
 
 def _write_summary(reports: Path, profile: str, timings: Mapping[str, float]) -> Path:
-    """REPORT.md: wall time per notebook, every table, every metrics file."""
+    """REPORT.md from what the notebooks wrote: caveats first, then the first finding of each chapter, one
+    section per chapter with a "report" block in its metrics (key figure, key table, findings), the
+    differences from the seeds, links to every other table and metrics file, and the wall times last."""
+    root = reports.parent
+    metrics = _read_metrics(reports / "metrics")
+    chapters = {stem: _check_block(m["report"], root, str(reports / "metrics" / f"{stem}.json"))
+                for stem, m in metrics.items() if isinstance(m, dict) and "report" in m}
+    key_tables = {c["table"] for c in chapters.values()}
+    tables = [p.stem for p in sorted((reports / "tables").glob("*.md")) if p.stem not in key_tables]
+    caveats = list(dict.fromkeys(c for chapter in chapters.values() for c in chapter["caveats"]))
+
     lines = [f"# vae-report: results (profile `{profile}`)", "",
-             f"Regenerate with `python -m vaelib report --profile {profile}`.", "",
-             "## Notebooks", "", "| notebook | wall time (s) | executed copy |", "| --- | --- | --- |"]
-    for stem in sorted(timings):
-        lines.append(f"| {stem} | {timings[stem]:.1f} | "
-                     f"[ipynb](notebooks/{stem}.ipynb), [html](notebooks/{stem}.html) |")
-    tables = sorted((reports / "tables").glob("*.md"))
-    lines += ["", "## Tables", ""] + ([] if tables else ["(none)", ""])
-    for table in tables:
-        lines += [f"### {table.stem}", "", table.read_text().rstrip(), ""]
-    metrics = sorted((reports / "metrics").glob("*.json"))
-    lines += ["## Metrics", ""] + ([] if metrics else ["(none)", ""])
-    for path in metrics:
-        lines += [f"### {path.stem}", ""]
-        lines += [f"- {key}: {_fmt(value)}" for key, value in _flatten(json.loads(path.read_text()))]
-        lines.append("")
+             f"Generated by the notebooks; regenerate with `python -m vaelib report --profile {profile}` "
+             f"(profile `{profile}`).", "",
+             "## Data", "", *([f"- {c}" for c in caveats] or ["No chapter recorded a caveat."]), "",
+             "## Summary of findings", "",
+             *([f"- **{c['title']}**: {c['findings'][0]}" for c in chapters.values()]
+               or ["(none: no chapter's metrics file holds a report block)"]), ""]
+    for stem, c in chapters.items():
+        figure = Path(os.path.relpath(root / c["figure"], reports)).as_posix()
+        alt = c["title"].replace("[", "(").replace("]", ")")
+        table = c["table"]
+        lines += [f"## {c['title']}", "", f"![{alt}]({quote(figure)})", "",
+                  f"Table `{table}` ({_link('csv', f'tables/{table}.csv')}):", "",
+                  (reports / "tables" / f"{table}.md").read_text().rstrip(), "",
+                  *[f"- {f}" for f in c["findings"]], "",
+                  f"Executed notebook: {_link(f'{stem}.html', f'notebooks/{stem}.html')}; "
+                  f"metrics: {_link(f'{stem}.json', f'metrics/{stem}.json')}.", ""]
+    lines += ["## Where we differ from the seeds", ""]
+    differing = [c for c in chapters.values() if c["differences"]]
+    for c in differing:
+        lines += [f"### {c['title']}", "", *[f"- {d}" for d in c["differences"]], ""]
+    lines += [] if differing else ["No chapter recorded a difference.", ""]
+
+    lines += ["## Other tables and metrics", ""]
+    stems = sorted(set(metrics) | set(timings))
+    owner = {t: max((s for s in stems if t == s or t.startswith(f"{s}_")), key=len, default="") for t in tables}
+    other = []
+    for stem in [*stems, ""]:
+        links = [_link(f"{stem}.json", f"metrics/{stem}.json")] if stem in metrics else []
+        links += [_link(t, f"tables/{t}.md") for t in tables if owner[t] == stem]
+        other += [f"- {stem or 'other'}: " + ", ".join(links)] if links else []
+    lines += [*(other or ["(none)"]), ""]
+
+    lines += ["## Timings", "", "| notebook | wall time (s) | executed copy |", "| --- | --- | --- |"]
+    lines += [f"| {stem} | {timings[stem]:.1f} | {_link('ipynb', f'notebooks/{stem}.ipynb')}, "
+              f"{_link('html', f'notebooks/{stem}.html')} |" for stem in sorted(timings)]
     with atomic_write(reports / "REPORT.md", "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     return reports / "REPORT.md"
