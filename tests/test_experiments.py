@@ -27,15 +27,26 @@ def test_unknown_settings_are_rejected_with_the_allowed_ones():
 
 
 def test_overrides_and_grids():
-    p = experiments.settings("02_latent_sizes", "full", {"latent_dim": [3, 5], "epochs": 4})
+    p = experiments.settings("02_latent_sizes", "full", {"latent_dim": [3, 5], "epochs": 4, "seeds": [0]})
     assert [(c.latent_dim, c.epochs, c.arch, c.snapshot_n) for c in experiments.runs(p)] == [(3, 4, "conv", 2000), (5, 4, "conv", 2000)]
     sweep = experiments.runs(experiments.settings("03_beta_sweep", "full"))
     assert sweep[0] == RunConfig(dataset="fashion-mnist", arch="conv", latent_dim=16, epochs=25, eval_n=5000)
-    assert [(c.beta, c.latent_dim, c.classes, c.epochs, c.snapshot_every, c.eval_n) for c in sweep[1:]] == [
-        (b, 2, (0, 1, 7), 20, 25, 0) for b in (0.1, 0.5, 1.0)]
+    assert [(c.beta, c.seed, c.latent_dim, c.classes, c.epochs, c.snapshot_every, c.eval_n) for c in sweep[1:]] == [
+        (b, s, 2, (0, 1, 7), 20, 25, 0) for b in (0.1, 0.5, 1.0) for s in (0, 1, 2)]
     assert experiments.runs(experiments.settings("04_frozen_mu", "full")) == sweep[:1]
-    gmm = experiments.runs(experiments.settings("06_gmm", "full", {"seed": 4}))
-    assert [(c.latent_dim, c.classes, c.seed, c.val_fraction, c.epochs) for c in gmm] == [(2, (1, 4, 8), 4, 0.15, 50), (8, (1, 4, 8), 4, 0.15, 50)]
+    gmm = experiments.runs(experiments.settings("06_gmm", "full", {"seeds": [4]}))
+    assert [(c.latent_dim, c.classes, c.seed, c.val_fraction, c.epochs, c.min_steps, c.patience) for c in gmm] == [
+        (2, (1, 4, 8), 4, 0.15, 50, 4000, 30), (8, (1, 4, 8), 4, 0.15, 50, 4000, 30)]
+
+
+def test_seeds_give_one_run_per_training_seed_and_seed_stays_the_chapters():
+    p = experiments.settings("02_latent_sizes", "full", {"latent_dim": [2, 16]})
+    assert p.seed == 0 and p.seeds == [0, 1, 2]
+    assert [(c.latent_dim, c.seed) for c in experiments.runs(p)] == [(z, s) for z in (2, 16) for s in (0, 1, 2)]
+    assert [c.seed for c in experiments.runs(experiments.settings("02_latent_sizes", "smoke"))] == [0, 0]  # one seed
+    assert experiments.runs(experiments.settings("06_gmm", "full", {"seeds": []})) == []
+    p = experiments.settings("01_vae", "full", {"seed": 3})  # no seeds setting: the chapter's seed trains
+    assert [c.seed for c in experiments.runs(p)] == [3]
 
 
 def test_run_table_and_all_runs():

@@ -3,7 +3,13 @@
 ``CHAPTERS[stem]`` holds the chapter's settings for the ``full`` profile, what ``smoke`` changes, and
 its run templates. A run template fixes some ``RunConfig`` fields; every other field takes the
 setting of the same name (with the template's ``prefix`` first), and a list-valued setting gives
-one run per value. A profile only changes sizes, never code paths. ``settings`` is what a
+one run per value. The setting ``seeds`` (a list) gives one run per training seed, while ``seed``
+stays the chapter's seed for its own draws. A profile only changes sizes, never code paths.
+
+Training budgets (issue: models trained to convergence): ``epochs`` is the seed report's epoch count,
+``min_steps`` raises it on small data (the 5,000-image MNIST sample gives ~30 optimiser steps per
+epoch), ``patience`` stops once validation −ELBO has not improved for that many epochs and keeps the
+best epoch (``train.epoch_budget``). With the full data sets the seeds' epochs apply. ``settings`` is what a
 notebook's parameters cell feeds; ``run_table`` is what the CLI and any executor read.
 """
 from __future__ import annotations
@@ -23,21 +29,23 @@ _FASHION = dict(dataset="fashion-mnist", arch="conv")
 CHAPTERS: dict[str, dict[str, Any]] = {
     "00_data": dict(full=dict(seed=0, n_grid_per_class=10), smoke=dict(n_grid_per_class=4), runs=[]),
     "01_vae": dict(  # seed 004: MLP VAE 784-400-2 on MNIST
-        full=dict(seed=0, epochs=20, batch_size=128, lr=1e-3, latent_dim=2, n_train=None, manifold_n=20, n_samples=64),
-        smoke=dict(epochs=2, n_train=1024, manifold_n=6, n_samples=16),
+        full=dict(seed=0, epochs=20, min_steps=5000, patience=20, batch_size=128, lr=1e-3, latent_dim=2, n_train=None,
+                  manifold_n=20, n_samples=64),
+        smoke=dict(epochs=2, min_steps=0, patience=2, n_train=1024, manifold_n=6, n_samples=16),
         runs=[dict(dataset="mnist", arch="mlp")]),
     "02_latent_sizes": dict(  # seeds 001/002: conv VAE on MNIST, one run per latent size; GIFs from snapshots
-        full=dict(seed=0, latent_dim=[2, 4, 8, 16], epochs=30, batch_size=128, lr=1e-3, n_train=None, n_test=None,
-                  snapshot_n=2000, eval_n=1000, n_traverse=4, traversal_steps=40, gif_fps=4),
-        smoke=dict(latent_dim=[2, 4], epochs=2, n_train=256, n_test=200, snapshot_n=100, eval_n=64, n_traverse=2,
-                   traversal_steps=6),
+        full=dict(seed=0, seeds=[0, 1, 2], latent_dim=[2, 4, 8, 16], epochs=30, min_steps=3000, patience=10,
+                  batch_size=128, lr=1e-3, n_train=None, n_test=None, snapshot_n=2000, eval_n=1000, n_traverse=4,
+                  traversal_steps=40, gif_fps=4),
+        smoke=dict(seeds=[0], latent_dim=[2, 4], epochs=2, min_steps=0, patience=2, n_train=256, n_test=200,
+                   snapshot_n=100, eval_n=64, n_traverse=2, traversal_steps=6),
         runs=[dict(dataset="mnist", arch="conv")]),
     "03_beta_sweep": dict(  # seed 003: Fashion conv VAE (z=16), and a β sweep on three classes (z=2)
         full=dict(seed=0, epochs=25, batch_size=128, lr=1e-3, latent_dim=16, n_train=None, n_test=None, eval_n=5000,
                   n_recon=16, n_samples=64, sweep_beta=[0.1, 0.5, 1.0], sweep_classes=[0, 1, 7], sweep_latent_dim=2,
-                  sweep_epochs=20, sweep_n_train=None, sweep_n_test=None, sweep_snapshot_every=25,
+                  sweep_seeds=[0, 1, 2], sweep_epochs=20, sweep_n_train=None, sweep_n_test=None, sweep_snapshot_every=25,
                   sweep_snapshot_n=600, sweep_eval_n=0, n_quality=1000, gif_fps=10),
-        smoke=dict(epochs=1, n_train=256, n_test=300, eval_n=100, n_recon=8, n_samples=16, sweep_beta=[0.1, 1.0],
+        smoke=dict(epochs=1, n_train=256, n_test=300, eval_n=100, n_recon=8, n_samples=16, sweep_beta=[0.1, 1.0], sweep_seeds=[0],
                    sweep_epochs=2, sweep_n_train=256, sweep_n_test=240, sweep_snapshot_every=2, sweep_snapshot_n=60,
                    n_quality=64),
         runs=[_FASHION, dict(_FASHION, prefix="sweep_")]),
@@ -51,9 +59,10 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         smoke=dict(n=16, max_models=1, classifier_epochs=2, classifier_n_train=1000, kid_subsets=10, n_grid=8),
         runs=[]),
     "06_gmm": dict(  # seed 000: digits 1, 4, 8; the first latent size is the chapter's model
-        full=dict(seed=0, epochs=50, batch_size=128, lr=1e-3, latent_dim=[2, 8], n_train=None, val_fraction=0.15,
-                  manifold_n=20, n_draws=10, n_grid=8),
-        smoke=dict(epochs=3, n_train=450, val_fraction=0.2, manifold_n=6, n_draws=2, n_grid=4),
+        full=dict(seed=0, seeds=[0, 1, 2], epochs=50, min_steps=4000, patience=30, batch_size=128, lr=1e-3,
+                  latent_dim=[2, 8], n_train=None, val_fraction=0.15, manifold_n=20, n_draws=10, n_grid=8),
+        smoke=dict(seeds=[0], epochs=3, min_steps=0, patience=2, n_train=450, val_fraction=0.2, manifold_n=6,
+                   n_draws=2, n_grid=4),
         runs=[dict(dataset="mnist", arch="mlp", classes=(1, 4, 8))]),
 }
 
@@ -95,6 +104,9 @@ def runs(p: SimpleNamespace) -> list[RunConfig]:
             continue
         prefix, fixed = template.pop("prefix", ""), template
         values = {f: getattr(p, prefix + f, getattr(p, f, None)) for f in _RUN_FIELDS if f not in fixed}
+        seeds = getattr(p, prefix + "seeds", getattr(p, "seeds", None))
+        if seeds is not None and "seed" not in fixed:
+            values["seed"] = list(seeds)
         values = {f: v for f, v in values.items() if v is not None or f in ("n_train", "n_test")}
         grid = [(f, v) for f, v in values.items() if isinstance(v, list) and f != "classes"]
         combos = [{}]
