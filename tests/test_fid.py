@@ -1,6 +1,6 @@
 """Tests for vaelib.fid: Fréchet distance (vs scipy and an eigenvalue route), the SVD route, KID,
-precision/recall (vs brute force and scikit-learn), compare, the extractors and the domain classifier
-trained through the store."""
+precision/recall (vs brute force and scikit-learn), compare, FID∞ and its intervals, the extractors (the
+optimised Inception vs the module as shipped) and the domain classifier trained through the store."""
 import warnings
 
 import numpy as np
@@ -238,6 +238,65 @@ def test_fid_shrinks_with_n_for_real_vs_real():
     assert small > large > 0  # FID is biased in N
 
 
+# --------------------------------------------------------------------------- FID∞ and its intervals
+
+
+@pytest.fixture(scope="module")
+def shifted_gaussians():
+    """Reference N(0, I) and fakes N(0.1, 1.2² I) in 32-d; the true distance of the fakes' distribution to the
+    reference's Gaussian fit (what FID∞ estimates), closed form by `frechet_distance`, and d δ² + d (1 − s)²."""
+    d, delta, s = 32, 0.1, 1.2
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((20_000, d)), rng.standard_normal((1000, d)) * s + delta
+    truth = fid.frechet_distance(*fid.feature_stats(real), np.full(d, delta), s**2 * np.eye(d))
+    return real, fake, truth, d * delta**2 + d * (1 - s) ** 2
+
+
+def test_fid_infinity_removes_the_bias(shifted_gaussians):
+    real, fake, truth, closed = shifted_gaussians
+    assert truth == pytest.approx(closed, rel=0.02)  # the reference's fit is close to N(0, I)
+    r = fid.fid_infinity(real, fake, n_draws=5, n_boot=50)
+    ns, fids = np.array(r["ns"]), np.array(r["fids"])
+    np.testing.assert_allclose(ns, 1 / np.linspace(1 / 200, 1 / 1000, 10), atol=0.5)  # len(fake) // 5 .. len(fake)
+    assert r["fid_at_max"] == pytest.approx(fid.fid_from_features(real, fake), rel=1e-9) == fids[-1]
+    assert r["fid_at_max"] > truth + 0.2 and r["slope"] > 0  # the FID of 1000 samples is biased upward (~ slope / N)
+    assert abs(r["fid_inf"] - truth) < r["fid_at_max"] - truth  # the extrapolation lands closer
+    np.testing.assert_allclose(r["fit"], r["fid_inf"] + r["slope"] / ns, rtol=1e-12)
+    np.testing.assert_allclose(r["fit"], fids, rtol=0.1)  # the line goes through the per-N FIDs
+    assert abs(np.sum(fids - r["fit"])) < 1e-9  # least squares: residuals sum to zero
+    lo, hi = r["fid_inf_ci"]
+    assert lo < truth < hi and lo < r["fid_inf"] < hi and hi - lo < 0.5
+    lo, hi = r["fid_at_max_ci"]  # an interval for the FID of 1000 samples, bias included
+    assert truth < lo < r["fid_at_max"] < hi
+
+
+def test_fid_infinity_seeded(shifted_gaussians):
+    real, fake, _, _ = shifted_gaussians
+    real, fake = real[:2000], fake[:300]
+    a = fid.fid_infinity(real, fake, ns=[60, 100, 300], n_draws=2, seed=3, n_boot=20)
+    assert a == fid.fid_infinity(real, fake, ns=[300, 60, 100, 100], n_draws=2, seed=3, n_boot=20)  # sorted, unique
+    assert a["ns"] == [60, 100, 300] and set(a) == {"fid_inf", "slope", "ns", "fids", "fit", "fid_at_max",
+                                                   "fid_inf_ci", "fid_at_max_ci"}
+    b = fid.fid_infinity(real, fake, ns=[60, 100, 300], n_draws=2, seed=3)
+    assert b == {k: v for k, v in a.items() if not k.endswith("_ci")}  # the bootstrap draws after the estimate
+    assert fid.fid_infinity(real, fake, ns=[60, 100, 300], n_draws=2, seed=4)["fid_inf"] != a["fid_inf"]
+
+
+def test_fid_infinity_input_errors(shifted_gaussians):
+    real, fake, _, _ = shifted_gaussians
+    real, fake = real[:500], fake[:100]
+    with pytest.raises(InputError, match=r"N = \[200\] with 100 fakes"):
+        fid.fid_infinity(real, fake, ns=[50, 200])
+    with pytest.raises(InputError, match="dims 32 and 16"):
+        fid.fid_infinity(real, fake[:, :16])
+    with pytest.raises(InputError, match="at least 2 distinct N"):
+        fid.fid_infinity(real, fake, ns=[50, 50])
+    with pytest.raises(InputError, match="at least 2 distinct N"):
+        fid.fid_infinity(real, fake[:2])  # default sizes: only N = 2
+    with pytest.raises(InputError, match="n_draws=0"):
+        fid.fid_infinity(real, fake, n_draws=0)
+
+
 # --------------------------------------------------------------------------- features through the store
 
 
@@ -246,9 +305,11 @@ class Pool4(fid.FeatureExtractor):
 
     def __init__(self, name="pool4"):
         self.name, self.dim, self.device, self.seen, self.store_key = name, 49, torch.device("cpu"), 0, name
+        self.batches = []
 
     def _embed(self, x):
         self.seen += len(x)
+        self.batches.append(len(x))
         return torch.nn.functional.avg_pool2d(x, 4).flatten(1)
 
 
@@ -257,14 +318,14 @@ def test_features_batches_and_store(tmp_path, monkeypatch):
     x = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     ext = Pool4()
     f = fid.features(ext, x, batch_size=4)
-    assert f.shape == (10, 49) and f.dtype == np.float64 and ext.seen == 10
+    assert f.shape == (10, 49) and f.dtype == np.float64 and ext.seen == 10 and ext.batches == [4, 4, 2]
     np.testing.assert_allclose(f, torch.nn.functional.avg_pool2d(x, 4).flatten(1).double().numpy())
     first = store.cached(fid.features, ext, x)
     again = store.cached(fid.features, ext, x.clone())
     assert ext.seen == 20 and np.array_equal(first, again)  # second call: from the store
     store.cached(fid.features, Pool4("other"), x)  # another extractor key: computed
     store.cached(fid.features, ext, x[:9])  # other images: computed
-    assert ext.seen == 29
+    assert ext.seen == 29 and ext.batches[-1] == 9  # the extractor's batch size (64) by default
     with pytest.raises(InputError):
         fid.features(ext, torch.zeros(2, 28, 28))
     with pytest.raises(InputError):
@@ -280,11 +341,31 @@ def inception():
 
 
 def test_inception_preprocess_range_and_size():
-    x = torch.zeros(2, 1, 28, 28)
+    x = torch.zeros(3, 1, 28, 28)
     x[1] = 1.0
+    x[2] = torch.rand(28, 28, generator=torch.Generator().manual_seed(0))
     y = fid.inception_preprocess(x)
-    assert y.shape == (2, 3, 299, 299)
+    assert y.shape == (3, 3, 299, 299) and y.is_contiguous(memory_format=torch.channels_last)
     assert torch.all(y[0] == -1.0) and torch.allclose(y[1], torch.tensor(0.9921875))
+    three = torch.nn.functional.interpolate(x.expand(-1, 3, -1, -1), size=(299, 299), mode="bilinear")
+    assert torch.equal(y, three.clamp(0, 1) * 1.9921875 - 1.0)  # resizing one channel: the same numbers
+
+
+def test_inception_optimized_matches_shipped_model(inception):
+    """The frozen model (batch norms folded, oneDNN) on channels-last input vs `default_1.pt` as shipped, on NCHW
+    input: max |difference| below 1e-5 × the largest feature; FIDs move by far less than 0.5 %."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(6, 1, 28, 28, generator=g)
+    x[3:] = (x[3:] > 0.8).float()  # sparse binary strokes: another distribution
+    with torch.inference_mode():
+        want = fid.inception_model()(fid.inception_preprocess(x).contiguous()).double().numpy()
+    got = fid.features(inception, x, batch_size=4)
+    assert "aten::batch_norm" not in str(inception.model.graph) and inception.batch_size == 8  # optimised
+    assert np.abs(got - want).max() < 1e-5 * np.abs(want).max()
+    real, fake = slice(0, 3), slice(3, 6)
+    pair = fid.fid_from_features(want[real], want[fake])
+    assert abs(fid.fid_from_features(want, got)) < 1e-6 * pair  # the same images: ~0 apart
+    assert fid.fid_from_features(got[real], got[fake]) == pytest.approx(pair, rel=1e-4)
 
 
 def test_inception_features_and_key(inception):
