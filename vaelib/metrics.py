@@ -9,7 +9,7 @@ sigma=1.5, use_sample_covariance=False)``: 11-tap Gaussian window, K1=0.01, K2=0
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .errors import InputError
 
-__all__ = ["mse", "psnr", "ssim", "sharpness", "diversity", "silhouette", "bootstrap_ci"]
+__all__ = ["mse", "psnr", "ssim", "sharpness", "diversity", "silhouette", "bootstrap_ci", "seed_summary", "apart"]
 
 _SSIM_SIGMA, _SSIM_TRUNCATE, _SSIM_K1, _SSIM_K2 = 1.5, 3.5, 0.01, 0.03
 _LAPLACIAN = [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]
@@ -133,3 +133,23 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, n_resamples: int
         ci = bootstrap(data, statistic, n_resamples=0, bootstrap_result=res, method="percentile",
                        **kw).confidence_interval
     return float(ci.low), float(ci.high)
+
+
+def seed_summary(df: Any, by: str | list[str], columns: Sequence[str], confidence: float = 0.95) -> Any:
+    """Per group of ``by`` (e.g. a latent size, over training seeds) and for each of ``columns``: ``n`` (values),
+    ``mean``, ``sd`` and the t-interval ``low``/``high`` of the mean; columns (statistic, column), so that
+    ``s["mean"]["loss"][2]`` is group 2's mean loss. With one value in a group the s.d. and the interval are NaN:
+    nothing can be called different from it."""
+    import pandas as pd
+    from scipy.stats import t
+
+    g = df.groupby(by, sort=False)[list(columns)]
+    n, mean, sd = g.count(), g.mean(), g.std()
+    half = sd * t.ppf((1 + confidence) / 2, n - 1) / np.sqrt(n)
+    return pd.concat({"n": n, "mean": mean, "sd": sd, "low": mean - half, "high": mean + half}, axis=1)
+
+
+def apart(summary: Any, column: str, a: Any, b: Any) -> bool:
+    """Whether groups ``a`` and ``b`` of a ``seed_summary`` have non-overlapping intervals for ``column``."""
+    lo, hi = summary["low"][column], summary["high"][column]
+    return bool(lo[a] > hi[b] or lo[b] > hi[a])

@@ -277,6 +277,20 @@ def epoch_budget(cfg: RunConfig, n_train: int) -> int:
     return max(cfg.epochs, -(-cfg.min_steps // -(-n_train // cfg.batch_size)))
 
 
+def convergence(run: Run, tail: float = 0.1, flat: float = 0.05) -> dict[str, Any]:
+    """How ``run``'s training ended: epoch cap (``epoch_budget``), epochs run, best epoch, steps, whether it
+    stopped early, and whether validation −ELBO had flattened: over the last ``tail`` of its epochs (at least
+    one) it moved by less than ``flat`` of its fall since epoch 1 (``tail_change``, ``share_of_fall``)."""
+    v = [row["val_total"] for row in run.history]
+    k = max(1, round(tail * len(v)))
+    change = v[-1] - v[max(0, len(v) - 1 - k)]
+    share = abs(change) / max(v[0] - min(v), 1e-12)
+    cap = epoch_budget(run.config, run.metrics["n_train"])
+    return {"epoch_cap": cap, "epochs_run": len(v), "best_epoch": int(np.argmin(v)) + 1 if run.config.patience
+            else len(v), "steps": run.metrics["steps"], "stopped_early": len(v) < cap, "tail_epochs": k,
+            "tail_change": change, "share_of_fall": share, "flat": share < flat}
+
+
 def load_run_data(cfg: RunConfig) -> SimpleNamespace:
     """train / val / test ImageSets for ``cfg`` (deterministic in the config's seed)."""
     train, test = load_dataset(cfg.dataset, "train"), load_dataset(cfg.dataset, "test")
