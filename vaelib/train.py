@@ -277,7 +277,10 @@ def epoch_budget(cfg: RunConfig, n_train: int) -> int:
     return max(cfg.epochs, -(-cfg.min_steps // -(-n_train // cfg.batch_size)))
 
 
-def convergence(run: Run, tail: float = 0.1, flat: float = 0.05) -> dict[str, Any]:
+TAIL, FLAT = 0.1, 0.05  # flattened: over the last 10 % of epochs, validation −ELBO moved by < 5 % of its fall
+
+
+def convergence(run: Run, tail: float = TAIL, flat: float = FLAT) -> dict[str, Any]:
     """How ``run``'s training ended: epoch cap (``epoch_budget``), epochs run, best epoch, steps, whether it
     stopped early, and whether validation −ELBO had flattened: over the last ``tail`` of its epochs (at least
     one) it moved by less than ``flat`` of its fall since epoch 1 (``tail_change``, ``share_of_fall``)."""
