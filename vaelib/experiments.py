@@ -53,10 +53,16 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         full=dict(seed=0, sigmas=[0.1, 0.5, 1.0], n_samples=64, n_draws=20, n_recon=16, n_test=None),
         smoke=dict(n_draws=3, n_recon=8, n_test=256),
         runs=[dict(_FASHION, chapter="03_beta_sweep")]),
-    "05_fid": dict(  # n: images per model × sampler and per real set (Inception ≈ 0.1 s/image on a CPU)
-        full=dict(seed=0, n=256, max_models=None, classifier_epochs=None, classifier_n_train=None, kid_subsets=100,
+    "05_fid": dict(  # images per model × sampler and per real set, each reference capped at its test split's size:
+        # n_classifier for the domain-classifier FID (every model and training seed); Inception (≈ 0.07 s/image on a
+        # 2-core CPU) on the full-data references only: FID∞ up to n_inception_max, and the FID at n for each
+        # configuration's first seed. n_boot / n_boot_inception: bootstrap resamples per FID. extra_seeds: training
+        # seeds added to each evaluated model (smoke: a second seed, so that the seed aggregation runs)
+        full=dict(seed=0, n_classifier=2000, n_inception_max=500, n=256, n_boot=200, n_boot_inception=100,
+                  max_models=None, extra_seeds=[], classifier_epochs=None, classifier_n_train=None, kid_subsets=100,
                   n_grid=16),
-        smoke=dict(n=16, max_models=1, classifier_epochs=2, classifier_n_train=1000, kid_subsets=10, n_grid=8),
+        smoke=dict(n_classifier=64, n_inception_max=12, n=8, n_boot=20, n_boot_inception=10, max_models=1,
+                   extra_seeds=[1], classifier_epochs=2, classifier_n_train=1000, kid_subsets=10, n_grid=8),
         runs=[]),
     "06_gmm": dict(  # seed 000: digits 1, 4, 8; the first latent size is the chapter's model
         full=dict(seed=0, seeds=[0, 1, 2], epochs=50, min_steps=4000, patience=30, batch_size=128, lr=1e-3,
