@@ -10,7 +10,7 @@ from vaelib.train import RunConfig
 
 def test_profiles_change_sizes_only():
     for stem, chapter in experiments.CHAPTERS.items():
-        assert set(chapter["smoke"]) <= set(chapter["full"]), stem
+        assert set(chapter["smoke"]) | set(chapter.get("paper", {})) <= set(chapter["full"]), stem
         full, smoke = experiments.runs(experiments.settings(stem, "full")), experiments.runs(experiments.settings(stem, "smoke"))
         assert len(smoke) <= len(full), stem
         for a, b in zip(smoke, full):  # same architecture, data and likelihood: the same code path
@@ -82,3 +82,13 @@ def test_output_and_store_folders(project, monkeypatch):
     assert report.figure_dir("01_vae", "smoke") == project / "build" / "elsewhere" / "figures" / "01_vae"
     monkeypatch.setenv("VAELIB_RUNS", "cache")
     assert store.root() == project / "cache"
+
+
+def test_paper_profile_is_full_with_n_10000_for_the_fids(monkeypatch):
+    paper, full = experiments.settings("05_fid", "paper"), experiments.settings("05_fid", "full")
+    assert (paper.n_classifier, paper.n_inception_max, paper.n) == (10_000, 10_000, 10_000)
+    assert {k: v for k, v in vars(paper).items() if k not in ("profile", "n_classifier", "n_inception_max", "n")} == \
+        {k: v for k, v in vars(full).items() if k not in ("profile", "n_classifier", "n_inception_max", "n")}
+    assert experiments.run_table("paper") == experiments.run_table("full")  # the same trained models
+    monkeypatch.delenv("VAELIB_OUT", raising=False)
+    assert report.out_root("paper") == store.project_root() / "build" / "paper"

@@ -270,6 +270,15 @@ def test_fid_infinity_removes_the_bias(shifted_gaussians):
     assert truth < lo < r["fid_at_max"] < hi
 
 
+def test_fid_infinity_matches_fid_whether_the_reference_has_more_rows_than_dimensions_or_fewer():
+    rng = np.random.default_rng(3)
+    for n_ref, n_fake, d in ((20, 15, 64), (300, 40, 16)):  # B from the rows; B from eigh
+        real, fake = rng.normal(size=(n_ref, d)), rng.normal(0.3, 1.2, size=(n_fake, d))
+        out = fid.fid_infinity(real, fake, ns=[5, 10, n_fake])
+        assert out["fid_at_max"] == pytest.approx(fid.fid_from_features(real, fake, "sqrtm"), rel=1e-6)
+        assert out["fids"][-1] == pytest.approx(out["fid_at_max"], rel=1e-9)
+
+
 def test_fid_infinity_seeded(shifted_gaussians):
     real, fake, _, _ = shifted_gaussians
     real, fake = real[:2000], fake[:300]

@@ -1,6 +1,7 @@
 """The report's experiments as data: each chapter's settings per profile and the runs they define.
 
-``CHAPTERS[stem]`` holds the chapter's settings for the ``full`` profile, what ``smoke`` changes, and
+``CHAPTERS[stem]`` holds the chapter's settings for the ``full`` profile, what ``smoke`` (seconds per notebook,
+for tests) and ``paper`` (N = 10,000 for the FIDs, for a GPU or a cluster) change, and
 its run templates. A run template fixes some ``RunConfig`` fields; every other field takes the
 setting of the same name (with the template's ``prefix`` first), and a list-valued setting gives
 one run per value. The setting ``seeds`` (a list) gives one run per training seed, while ``seed``
@@ -22,7 +23,7 @@ from typing import Any
 from .errors import InputError
 from .train import RunConfig
 
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "full", "paper")
 _RUN_FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
 _FASHION = dict(dataset="fashion-mnist", arch="conv")
 
@@ -63,6 +64,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   n_grid=16),
         smoke=dict(n_classifier=64, n_inception_max=12, n=8, n_boot=20, n_boot_inception=10, max_models=1,
                    extra_seeds=[1], classifier_epochs=2, classifier_n_train=1000, kid_subsets=10, n_grid=8),
+        paper=dict(n_classifier=10_000, n_inception_max=10_000, n=10_000),  # each capped at the test split's size
         runs=[]),
     "06_gmm": dict(  # seed 000: digits 1, 4, 8; the first latent size is the chapter's model
         full=dict(seed=0, seeds=[0, 1, 2], epochs=50, min_steps=4000, patience=30, batch_size=128, lr=1e-3,
@@ -91,7 +93,7 @@ def settings(stem: str, profile: str | None = None, overrides: dict | None = Non
         raise InputError(f"chapter {stem!r}: unknown; expected one of {', '.join(CHAPTERS)}")
     profile = check_profile(profile or default_profile())
     chapter = CHAPTERS[stem]
-    values = {**chapter["full"], **(chapter["smoke"] if profile == "smoke" else {})}
+    values = {**chapter["full"], **(chapter.get(profile, {}) if profile != "full" else {})}
     unknown = sorted(set(overrides or {}) - set(values))
     if unknown:
         raise InputError(f"setting {', '.join(map(repr, unknown))} of {stem}: unknown; "

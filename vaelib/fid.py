@@ -87,8 +87,9 @@ def fid_infinity(real: np.ndarray, fake: np.ndarray, ns: Sequence[int] | None = 
     and their least-squares line FID(N) = fid_inf + slope / N. Returns fid_inf, slope, ns, fids, fit (the line at
     ns) and fid_at_max (all of `fake`); `n_boot` > 0 adds 95 % basic bootstrap intervals (estimate − (percentile −
     mean) of the values on resamples of `fake` with replacement): fid_inf_ci, for the distance itself, and
-    fid_at_max_ci, for the FID at N = len(fake), bias included. The reference covariance is factored once, so each
-    FID costs one symmetric eigendecomposition of the (distinct) fakes' Gram matrix."""
+    fid_at_max_ci, for the FID at N = len(fake), bias included. The reference covariance is factored once (from its
+    centred rows when they are fewer than the dimensions), so each FID costs one symmetric eigendecomposition of a
+    Gram matrix no larger than the fakes' or the reference's row count."""
     x_ref, x = _as_pair(real, fake, min_n=2)
     n = len(x)
     sizes = np.unique(np.asarray(np.round(1 / np.linspace(1 / max(2, n // 5), 1 / n, 10)) if ns is None else ns,
@@ -100,9 +101,13 @@ def fid_infinity(real: np.ndarray, fake: np.ndarray, ns: Sequence[int] | None = 
     if n_draws < 1 or n_boot < 0:
         raise InputError(f"fid_infinity: n_draws={n_draws}, n_boot={n_boot}; expected n_draws >= 1, n_boot >= 0")
     mu, sigma = feature_stats(x_ref)
-    w, v = np.linalg.eigh(sigma)
-    keep = w > w.max() * len(w) * np.finfo(np.float64).eps  # numerical rank
-    y, trace_ref = x @ (v[:, keep] * np.sqrt(w[keep])), np.trace(sigma)  # y: fakes times B, Σ_ref = B Bᵀ
+    if len(x_ref) <= x_ref.shape[1]:  # fewer reference rows than dimensions: B from the rows, no d×d factorisation
+        b = (x_ref - mu).T / np.sqrt(len(x_ref) - 1)
+    else:
+        w, v = np.linalg.eigh(sigma)
+        keep = w > w.max() * len(w) * np.finfo(np.float64).eps  # numerical rank
+        b = v[:, keep] * np.sqrt(w[keep])
+    y, trace_ref = x @ b, np.trace(sigma)  # y: fakes times B, Σ_ref = B Bᵀ
 
     def fid_of(idx: np.ndarray) -> float:
         """FID against the reference of the fakes `idx` (repeats: counted, as np.cov of the repeated rows would)."""

@@ -3,7 +3,7 @@
 notebooks/NN_*.ipynb in order and writes reports/REPORT.md from those blocks.
 
 Outputs of profile "full" go under the project root (the committed figures/ and reports/); those
-of "smoke" under $VAELIB_OUT (default <root>/build/smoke), so tests never overwrite them.
+of "smoke" and "paper" under $VAELIB_OUT (default <root>/build/<profile>), so tests never overwrite them.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def out_root(profile: str | None = None) -> Path:
-    """The project root for "full"; $VAELIB_OUT (relative to the root) or <root>/build/smoke for "smoke"."""
-    if check_profile(profile or default_profile()) == "full":
+    """The project root for "full"; else $VAELIB_OUT (relative to the root) or <root>/build/<profile>."""
+    profile = check_profile(profile or default_profile())
+    if profile == "full":
         return project_root()
     value = os.environ.get("VAELIB_OUT")
-    return project_root() / value if value else project_root() / "build" / "smoke"
+    return project_root() / value if value else project_root() / "build" / profile
 
 
 def _made(path: Path) -> Path:
