@@ -102,7 +102,7 @@ def test_convergence_reports_the_tail_of_the_validation_curve():
     vals = [300.0, 200.0, 150.0, 140.0, 135.0, 134.0, 133.5, 133.4, 133.3, 133.2]  # fall 166.8, last step -0.1
     hist = [{"epoch": i + 1, "val_total": v} for i, v in enumerate(vals)]
     run = SimpleNamespace(history=hist, config=RunConfig(epochs=10, patience=3),
-                          metrics={"n_train": 1000, "steps": 80})
+                          metrics={"n_train": 1000, "steps": 80, "best_epoch": 10})
     c = train.convergence(run)
     assert (c["epoch_cap"], c["epochs_run"], c["best_epoch"], c["tail_epochs"]) == (10, 10, 10, 1)
     assert c["tail_change"] == pytest.approx(-0.1) and c["flat"] and not c["stopped_early"]

@@ -289,8 +289,8 @@ def convergence(run: Run, tail: float = TAIL, flat: float = FLAT) -> dict[str, A
     change = v[-1] - v[max(0, len(v) - 1 - k)]
     share = abs(change) / max(v[0] - min(v), 1e-12)
     cap = epoch_budget(run.config, run.metrics["n_train"])
-    return {"epoch_cap": cap, "epochs_run": len(v), "best_epoch": int(np.argmin(v)) + 1 if run.config.patience
-            else len(v), "steps": run.metrics["steps"], "stopped_early": len(v) < cap, "tail_epochs": k,
+    return {"epoch_cap": cap, "epochs_run": len(v), "best_epoch": run.metrics["best_epoch"],
+            "steps": run.metrics["steps"], "stopped_early": len(v) < cap, "tail_epochs": k,
             "tail_change": change, "share_of_fall": share, "flat": share < flat}
 
 
