@@ -70,7 +70,7 @@ def _z(model, x_u8):
 
 def test_train_writes_a_model_and_a_gmm_that_load_without_pickle(files):
     blob = torch.load(files["model"], weights_only=True)
-    assert blob["model_config"] == {"arch": "mlp", "latent_dim": 2, "hidden": 400}
+    assert blob["model_config"] == {"arch": "mlp", "latent_dim": 2, "hidden": [512, 256]}
     assert blob["classes"] == [1, 4, 8] and blob["seed"] == 3 and len(blob["history"]) == 1
     assert files["gmm"].read_bytes()[:2] == b"PK"  # NPZ (zip) content under the seed's .pkl name
     with np.load(files["gmm"], allow_pickle=False) as data:

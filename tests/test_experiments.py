@@ -35,8 +35,10 @@ def test_overrides_and_grids():
         (b, s, 2, (0, 1, 7), 20, 25, 0) for b in (0.1, 0.5, 1.0) for s in (0, 1, 2)]
     assert experiments.runs(experiments.settings("04_frozen_mu", "full")) == sweep[:1]
     gmm = experiments.runs(experiments.settings("06_gmm", "full", {"seeds": [4]}))
-    assert [(c.latent_dim, c.classes, c.seed, c.val_fraction, c.epochs, c.min_steps, c.patience) for c in gmm] == [
-        (2, (1, 4, 8), 4, 0.15, 50, 4000, 30), (8, (1, 4, 8), 4, 0.15, 50, 4000, 30)]
+    assert [(c.latent_dim, c.hidden, c.classes, c.seed, c.val_fraction, c.epochs, c.min_steps, c.patience)
+            for c in gmm] == [(z, (512, 256), (1, 4, 8), 4, 0.15, 50, 4000, 30) for z in (2, 8)]
+    as_json = experiments.settings("06_gmm", "full", {"hidden": [64, 32], "seeds": [0]})  # papermill passes lists
+    assert [c.hidden for c in experiments.runs(as_json)] == [(64, 32), (64, 32)]
 
 
 def test_seeds_give_one_run_per_training_seed_and_seed_stays_the_chapters():
@@ -44,6 +46,10 @@ def test_seeds_give_one_run_per_training_seed_and_seed_stays_the_chapters():
     assert p.seed == 0 and p.seeds == [0, 1, 2]
     assert [(c.latent_dim, c.seed) for c in experiments.runs(p)] == [(z, s) for z in (2, 16) for s in (0, 1, 2)]
     assert [c.seed for c in experiments.runs(experiments.settings("02_latent_sizes", "smoke"))] == [0, 0]  # one seed
+    # the GIFs show the first seed: only its runs keep snapshots
+    assert [(c.seed, c.snapshot_n) for c in experiments.runs(p)][:3] == [(0, 2000), (1, 0), (2, 0)]
+    sweep = experiments.runs(experiments.settings("03_beta_sweep", "full"))[1:]
+    assert [c.snapshot_n for c in sweep] == [600, 0, 0] * 3
     assert experiments.runs(experiments.settings("06_gmm", "full", {"seeds": []})) == []
     p = experiments.settings("01_vae", "full", {"seed": 3})  # no seeds setting: the chapter's seed trains
     assert [c.seed for c in experiments.runs(p)] == [3]

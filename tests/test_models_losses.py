@@ -5,7 +5,7 @@ import torch
 
 from vaelib.errors import InputError
 from vaelib.losses import elbo_terms, kl_standard_normal, reconstruction
-from vaelib.models import ConvVAE, MLPVAE, build_model
+from vaelib.models import ConvVAE, MLPVAE, build_model, load_model, save_model
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -26,6 +26,19 @@ def test_mlp_is_784_400_z():
     assert [p.shape for p in m.enc.parameters()] == [(400, 784), (400,)]
     assert m.enc_mu.weight.shape == (2, 400)
     assert isinstance(ConvVAE(4).enc[1], torch.nn.BatchNorm2d)
+
+
+def test_mlp_hidden_layers_mirror_and_round_trip(tmp_path):
+    m = build_model("mlp", 3, hidden=[32, 16])
+    widths = [p.shape for p in m.parameters() if p.dim() == 2]
+    assert widths == [(32, 784), (16, 32), (3, 16), (3, 16), (16, 3), (32, 16), (784, 32)]
+    save_model(m, tmp_path / "m.pth")
+    loaded, _ = load_model(tmp_path / "m.pth")
+    assert loaded.config() == {"arch": "mlp", "latent_dim": 3, "hidden": [32, 16]}
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(loaded.reconstruct(x), m.eval().reconstruct(x))
+    with pytest.raises(InputError, match="hidden"):
+        build_model("mlp", 2, hidden=[])
 
 
 def test_bad_model_names():

@@ -16,6 +16,7 @@ import torch
 
 from . import gmm, metrics, plots
 from .data import load_arrays, to_float
+from .experiments import CHAPTERS
 from .errors import InputError
 from .models import VAE, build_model, load_model, save_model
 from .store import atomic_path, atomic_write
@@ -38,6 +39,9 @@ TRAIN, VAL, TEST: {DATA_HELP}. VAL needs labels. Errors: one line on stderr, exi
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's hook: a usage error becomes one InputError line
         raise InputError(f"{message}; expected `{self.usage}` (see `vae {self.prog.split()[-1]} --help`)")
+
+
+HIDDEN = list(CHAPTERS["06_gmm"]["full"]["hidden"])  # the MLP of chapter 06, which reproduces seed 000's vae.py
 
 
 def _positive(kind: type):
@@ -69,7 +73,9 @@ def _parser(command: str) -> _Parser:
         add("--min-steps", type=_positive(int), default=5000, help="default 5000 (small training files get more epochs)")
         add("--patience", type=_positive(int), default=20, help="early-stopping patience in epochs (default 20)")
         add("--latent-dim", type=_positive(int), default=2, help="latent size (default 2)")
-        add("--arch", choices=("mlp", "conv"), default="mlp", help="default mlp (784-400-z)")
+        add("--arch", choices=("mlp", "conv"), default="mlp", help="default mlp")
+        add("--hidden", type=_widths, default=HIDDEN, help="the MLP's hidden layer widths, comma-separated (default "
+            f"{','.join(map(str, HIDDEN))}, chapter 06's; seed 004's MLP is 400)")
         add("--batch-size", type=_positive(int), default=128, help="default 128")
         add("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
         add("--seed", type=int, default=0, help="seeds Python, NumPy, torch and the GMM (default 0)")
@@ -81,6 +87,16 @@ def _parser(command: str) -> _Parser:
         add("--n-show", type=_positive(int), default=16, help="images in the grid (default 16)")
     add("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps (default auto)")
     return p
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1 or max(widths) > 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated layer widths from 1 to 65536, e.g. 512,256")
+    return widths
 
 
 def _device(name: str) -> torch.device:
@@ -156,7 +172,8 @@ def _train(a: argparse.Namespace) -> None:
         raise InputError(f"{a.train}: {len(x_tr)} images; expected at least {len(classes)} "
                          f"(one mixture component per class in {a.val})")
     seed_everything(a.seed)
-    model, t0 = build_model(a.arch, a.latent_dim), time.perf_counter()
+    model = build_model(a.arch, a.latent_dim, **({"hidden": a.hidden} if a.arch == "mlp" else {}))
+    t0 = time.perf_counter()
     budget = RunConfig(epochs=20, batch_size=a.batch_size, min_steps=a.min_steps)
     epochs, patience = (a.epochs, 0) if a.epochs else (epoch_budget(budget, len(x_tr)), a.patience)
     history = fit(model, x_tr, x_va, epochs=epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=device,

@@ -1,14 +1,15 @@
-"""VAE models for 28×28 images: an MLP VAE (784-400-z) and a conv VAE (seed 003).
+"""VAE models for 28×28 images: an MLP VAE (784-400-z by default) and a conv VAE (seed 003).
 
 Encoders return (μ, log σ²); decoders return logits (N, 1, 28, 28): apply ``torch.sigmoid`` for
 pixel probabilities. Any latent size.
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import torch
 from torch import nn
-
-from pathlib import Path
 
 from .errors import InputError
 
@@ -67,17 +68,21 @@ class VAE(nn.Module):
 
 
 class MLPVAE(VAE):
-    """Linear(784→hidden) ReLU → (μ, log σ²); Linear(z→hidden) ReLU → Linear(hidden→784) logits."""
+    """MLP VAE: 784 → hidden layers (ReLU) → (μ, log σ²); z → the hidden layers reversed (ReLU) → 784 logits.
+    ``hidden`` is one width (seed 004's 784-400-z) or a list of widths, first layer first."""
 
     arch = "mlp"
 
-    def __init__(self, latent_dim: int = 2, hidden: int = 400):
+    def __init__(self, latent_dim: int = 2, hidden: int | Sequence[int] = 400):
         super().__init__()
-        self.latent_dim, self.hidden = latent_dim, hidden
-        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU())
-        self.enc_mu = nn.Linear(hidden, latent_dim)
-        self.enc_logvar = nn.Linear(hidden, latent_dim)
-        self.dec = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 784))
+        widths = [int(hidden)] if isinstance(hidden, int) else [int(h) for h in hidden]
+        if not widths or min(widths) < 1:
+            raise InputError(f"hidden {hidden!r}: expected one or more positive layer widths")
+        self.latent_dim, self.hidden = latent_dim, hidden if isinstance(hidden, int) else widths
+        self.enc = nn.Sequential(nn.Flatten(), *_layers([784, *widths]))
+        self.enc_mu = nn.Linear(widths[-1], latent_dim)
+        self.enc_logvar = nn.Linear(widths[-1], latent_dim)
+        self.dec = nn.Sequential(*_layers([latent_dim, *widths[::-1]]), nn.Linear(widths[0], 784))
 
     def encode(self, x):
         h = self.enc(x)
@@ -88,6 +93,11 @@ class MLPVAE(VAE):
 
     def config(self) -> dict:
         return {**super().config(), "hidden": self.hidden}
+
+
+def _layers(widths: list[int]) -> list[nn.Module]:
+    """Linear + ReLU between each pair of consecutive widths."""
+    return [m for a, b in zip(widths, widths[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
 
 
 class ConvVAE(VAE):

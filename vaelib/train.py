@@ -225,6 +225,7 @@ class RunConfig:
     classes: tuple[int, ...] | None = None
     arch: str = "mlp"
     latent_dim: int = 2
+    hidden: tuple[int, ...] | None = None  # MLP hidden layer widths, first first (None: the architecture's default)
     epochs: int = 20  # the seed's epoch count: a minimum (see min_steps) and, with patience, a floor for the cap
     min_steps: int = 0  # at least this many optimiser steps: small data sets get more epochs (see epoch_budget)
     patience: int = 0  # early stopping: epochs without a lower validation −ELBO (0 = off); best weights kept
@@ -241,8 +242,9 @@ class RunConfig:
     eval_n: int = 0  # per epoch: −ELBO and MSE/PSNR/SSIM of eval_n fixed train and test images (0 = off)
 
     def __post_init__(self):
-        if self.classes is not None:
-            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+        for name in ("classes", "hidden"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(int(c) for c in getattr(self, name)))
 
     @property
     def label(self) -> str:
@@ -341,7 +343,7 @@ def _train(cfg: RunConfig, train: ImageSet, val: ImageSet, test: ImageSet, check
            device: torch.device, progress: bool | None) -> dict:
     """Train the run of ``cfg``; the stored value: weights, history, test metrics, snapshots."""
     seed_everything(cfg.seed)
-    model = build_model(cfg.arch, cfg.latent_dim)
+    model = build_model(cfg.arch, cfg.latent_dim, **({"hidden": list(cfg.hidden)} if cfg.hidden else {}))
     callbacks = run_callbacks(cfg, train, test)
     t0 = time.perf_counter()
     history = fit(model, to_float(train.images), to_float(val.images), epochs=epoch_budget(cfg, len(train)),
