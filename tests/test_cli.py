@@ -3,6 +3,7 @@ scikit-image, and the bad inputs (one line on stderr, exit status 2, nothing wri
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from skimage.metrics import structural_similarity
 from sklearn.metrics import accuracy_score, f1_score
 
 from vaelib import cli, gmm
+from vaelib.errors import InputError
 from vaelib.models import build_model, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,3 +258,134 @@ def test_python_dash_m_exit_status():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["vae: error: nowhere.npz: file not found; expected a .npz or .npy file"]
     assert proc.stdout == ""
+
+
+def _good_blob(files):
+    return torch.load(files["model"], weights_only=True)
+
+
+def _config(**change):
+    return lambda b: {**b, "model_config": {**b["model_config"], **change}}
+
+
+def _state(fn):
+    return lambda b: {**b, "state_dict": fn(dict(b["state_dict"]))}
+
+
+def _put(name, value):
+    def edit(state):
+        state[name] = value(state[name]) if callable(value) else value
+        return state
+    return edit
+
+
+BAD_MODELS = {  # name: (change to the file's dict, message)
+    "config with an unknown key": (_config(dropout=0.1), "model_config has unknown key 'dropout'"),
+    "config a list": (lambda b: {**b, "model_config": ["mlp", 2]}, "model_config is a list"),
+    "config a string": (lambda b: {**b, "model_config": "mlp"}, "model_config is a str"),
+    "latent size 2.5": (_config(latent_dim=2.5), "latent_dim 2.5"),
+    "latent size a string": (_config(latent_dim="2"), "latent_dim '2'"),
+    "latent size a bool": (_config(latent_dim=True), "latent_dim True"),
+    "latent size 0": (_config(latent_dim=0), "latent_dim 0"),
+    "latent size 10**12": (_config(latent_dim=10**12), "latent_dim 1000000000000"),
+    "no latent size": (lambda b: {**b, "model_config": {"arch": "mlp", "hidden": [512, 256]}}, "latent_dim None"),
+    "negative hidden size": (_config(hidden=-5), "hidden -5"),
+    "a negative layer": (_config(hidden=[512, -256]), r"hidden \[512, -256\]"),
+    "an absurd layer": (_config(hidden=[10**9]), r"hidden \[1000000000\]"),
+    "no layers": (_config(hidden=[]), r"hidden \[\]"),
+    "hidden a dict": (_config(hidden={"a": 1}), r"hidden \{'a': 1\}"),
+    "unknown architecture": (_config(arch="transformer"), "arch 'transformer'"),
+    "hidden on a conv": (_config(arch="conv"), "unknown key 'hidden'"),
+    "all-NaN weights": (_state(lambda s: {k: torch.full_like(v, float("nan")) for k, v in s.items()}),
+                        "holds NaN or infinite values"),
+    "one infinite weight": (_state(_put("enc_mu.bias", lambda t: t.index_fill(0, torch.tensor([1]), float("inf")))),
+                            "enc_mu.bias holds NaN or infinite"),
+    "a missing weight": (_state(lambda s: {k: v for k, v in s.items() if k != "enc_mu.bias"}),
+                         r"do not match .*missing \['enc_mu.bias'\]"),
+    "an extra weight": (_state(_put("extra.weight", torch.zeros(2))), r"unexpected \['extra.weight'\]"),
+    "a weight of another shape": (_state(_put("enc_mu.bias", torch.zeros(3))), r"enc_mu.bias is torch.float32 \(3,\)"),
+    "integer weights": (_state(_put("enc_mu.bias", lambda t: t.long())), "enc_mu.bias is torch.int64"),
+    "a weight that is a list": (_state(_put("enc_mu.bias", [0.0, 0.0])), "do not match"),
+    "weights a list": (lambda b: {**b, "state_dict": list(b["state_dict"].values())}, "do not match"),
+    "weights of another latent size": (_config(latent_dim=3), "do not match"),
+    "history a dict": (lambda b: {**b, "history": {}}, "history is a dict; expected a list"),
+    "history of numbers": (lambda b: {**b, "history": [1.5]}, "history is a list"),
+    "no state dict": (lambda b: {"model_config": b["model_config"]}, "not a vaelib model"),
+    "a list": (lambda b: [b["model_config"], b["state_dict"]], "not a vaelib model"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_MODELS)
+def test_bad_model_files_are_refused_before_anything_is_built(files, tmp_path, capsys, monkeypatch, name):
+    change, message = BAD_MODELS[name]
+    torch.save(change(_good_blob(files)), tmp_path / "bad.pth")
+
+    def no_build(*args, **kwargs):  # only on the meta device (shapes, no memory), and only for a sound config
+        assert torch.get_default_device().type == "meta", "built a model from a bad file"
+        assert "model_config has" not in message, "built a model from a bad config"
+        return build_model(*args, **kwargs)
+
+    monkeypatch.setattr("vaelib.models.build_model", no_build)
+    for argv in ([files["test"], "test_reconstruction", tmp_path / "bad.pth"],
+                 [files["test"], "test_classifier", tmp_path / "bad.pth", files["gmm"]]):
+        line = _fail(capsys, argv)
+        assert re.search(rf"bad\.pth: .*{message}", line), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth"]
+
+
+def test_save_model_refuses_what_load_model_would(tmp_path):
+    model = build_model("mlp", 2, hidden=[8])
+    with torch.no_grad():
+        model.enc_mu.weight.fill_(float("nan"))
+    with pytest.raises(InputError, match=r"m\.pth: weight enc_mu\.weight holds NaN"):
+        save_model(model, tmp_path / "m.pth")
+    assert list(tmp_path.iterdir()) == []
+
+
+BAD_OPTIONS = [  # (command-line options for train, message)
+    (["--seed", "-1"], "--seed: -1 is not ≥ 0; expected 0 … 4294967295"),
+    (["--seed", "4294967296"], "--seed: 4294967296 is not ≤ 4294967295"),
+    (["--seed", "1.5"], "--seed: invalid number value: '1.5'"),
+    (["--seed", "1e3"], "--seed: invalid number value"),
+    (["--latent-dim", "0"], "--latent-dim: 0 is not ≥ 1"),
+    (["--latent-dim", "5000"], "--latent-dim: 5000 is not ≤ 4096"),
+    (["--latent-dim", str(10**12)], "--latent-dim: 1000000000000 is not ≤ 4096"),
+    (["--batch-size", "0"], "--batch-size: 0 is not ≥ 1"),
+    (["--batch-size", str(2**21)], "--batch-size: 2097152 is not ≤ 1048576"),
+    (["--epochs", "-2"], "--epochs: -2 is not ≥ 1"),
+    (["--epochs", str(10**7)], "--epochs: 10000000 is not ≤ 1000000"),
+    (["--min-steps", "0"], "--min-steps: 0 is not ≥ 1"),
+    (["--min-steps", str(10**10)], "--min-steps: 10000000000 is not ≤ 1000000000"),
+    (["--patience", "0"], "--patience: 0 is not ≥ 1"),
+    (["--patience", str(10**7)], "--patience: 10000000 is not ≤ 1000000"),
+    (["--lr", "0"], "--lr: 0 is not a positive number ≤ 10"),
+    (["--lr", "-0.1"], "--lr: -0.1 is not a positive number"),
+    (["--lr", "nan"], "--lr: nan is not a positive number"),
+    (["--lr", "1e9"], "--lr: 1e9 is not a positive number ≤ 10"),
+    (["--hidden", "0"], "--hidden: '0': expected 1 to 64 comma-separated layer widths from 1 to 65536"),
+    (["--hidden", "70000"], "--hidden: '70000'"),
+    (["--hidden", "512,-1"], "--hidden: '512,-1'"),
+    (["--hidden", ",".join(["8"] * 65)], "--hidden: '8,8,"),
+    (["--hidden", ""], "--hidden: ''"),
+    (["--arch", "rnn"], "--arch: invalid choice: 'rnn'"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS, ids=[" ".join(o)[:30] for o, _ in BAD_OPTIONS])
+def test_option_ranges(files, tmp_path, capsys, options, message):
+    line = _fail(capsys, [files["train"], files["val"], "train", tmp_path / "m.pth", tmp_path / "g.pkl", *options])
+    assert message in line and "expected `vae TRAIN VAL train" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n_show", ["0", "-1", "5000", "many"])
+def test_n_show_range(files, tmp_path, capsys, n_show):
+    assert "--n-show: " in _fail(capsys, [files["test"], "test_reconstruction", files["model"], "--n-show", n_show,
+                                          "--out", tmp_path])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_largest_seed_trains(files, tmp_path, capsys):
+    assert cli.main([files["train"], files["val"], "train", tmp_path / "m.pth", tmp_path / "g.pkl", "--epochs", "1",
+                     "--seed", str(2**32 - 1), "--device", "cpu"]) == 0
+    assert torch.load(tmp_path / "m.pth", weights_only=True)["seed"] == 2**32 - 1

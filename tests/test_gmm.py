@@ -434,3 +434,54 @@ def test_load_rejects_bad_files(tmp_path):
         np.savez(tmp_path / f"{name}.npz", **({**arrays, **change} if name != "nokey" else change))
         with pytest.raises(InputError, match=f"{name}.npz: .*{message}"):
             gmm.load_gmm(tmp_path / f"{name}.npz")
+
+
+def _arrays(folder, ct):
+    """The arrays of a good GMM file of covariance type ``ct``."""
+    z, y = blobs(60, 14)
+    with np.load(gmm.save_gmm(folder / f"good_{ct}.pkl", gmm.fit_classifier(z, z, y, CLASSES, covariance_type=ct)),
+                 allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _edit(key, fn):
+    return lambda a: {key: fn(a[key].copy())}
+
+
+def _set(index, value):
+    def edit(x):
+        x[index] = value
+        return x
+    return edit
+
+
+BAD_GMMS = {  # name: (covariance type, change to the arrays, message)
+    "meta a JSON list": ("full", lambda a: {"meta": np.array("[1, 2]")}, "metadata a JSON list"),
+    "meta a JSON number": ("full", lambda a: {"meta": np.array("3")}, "metadata a JSON int"),
+    "all-zero precision factors": ("full", _edit("precisions_cholesky", np.zeros_like), "singular"),
+    "a zero on the diagonal": ("full", _edit("precisions_cholesky", _set((1, 0, 0), 0.0)), "singular"),
+    "a negative diagonal": ("tied", _edit("precisions_cholesky", _set((1, 1), -1.0)), "singular"),
+    "lower-triangular factors": ("full", _edit("precisions_cholesky", lambda p: np.swapaxes(p, 1, 2)), "malformed"),
+    "zero diag precisions": ("diag", _edit("precisions_cholesky", np.zeros_like), "singular"),
+    "negative spherical precision": ("spherical", _edit("precisions_cholesky", lambda p: -p), "singular"),
+    "covariances not matching": ("full", _edit("covariances", lambda c: 2 * c), "do not match"),
+    "zero covariances": ("diag", _edit("covariances", np.zeros_like), "do not match"),
+    "an infinite mean": ("full", _edit("means", _set((0, 1), np.inf)), "means not finite"),
+    "a NaN weight": ("full", _edit("weights", _set(0, np.nan)), "weights not finite"),
+    "negative weights": ("full", _edit("weights", lambda w: w * [-1, 1, 1] + [0, 2 * w[0], 0]), "negative weights"),
+    "integer means": ("full", _edit("means", lambda m: m.astype(np.int64)), "means not finite floats"),
+    "means of another size": ("full", _edit("means", lambda m: np.hstack([m, m])), r"covariances of shape \(3, 2, 2\)"),
+    "covariances of another shape": ("tied", _edit("covariances", lambda c: c[:1]), r"covariances of shape \(1, 2\)"),
+    "weights a matrix": ("full", _edit("weights", lambda w: w[None]), r"weights of shape \(1, 3\)"),
+    "classes a matrix": ("full", _edit("classes", lambda c: c[None]), r"classes \[\[1, 4, 8\]\]"),
+    "classes floats": ("full", _edit("classes", lambda c: c.astype(float)), r"classes \[1.0, 4.0, 8.0\]"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_GMMS)
+def test_load_rejects_bad_mixtures(tmp_path, name):
+    ct, change, message = BAD_GMMS[name]
+    arrays = _arrays(tmp_path, ct)
+    np.savez(tmp_path / "bad.pkl.npz", **{**arrays, **change(arrays)})
+    with pytest.raises(InputError, match=rf"bad\.pkl\.npz: .*{message}.*; expected"):
+        gmm.load_gmm(tmp_path / "bad.pkl.npz")

@@ -4,6 +4,7 @@ import json
 import re
 import struct
 import zlib
+from pathlib import Path
 from urllib.parse import unquote
 
 import nbformat
@@ -13,7 +14,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from vaelib.__main__ import main
 from vaelib.errors import InputError, NotebookError
-from vaelib.report import _write_summary, chapter_summary, notebooks, run_report, select, write_metrics, write_table
+from vaelib.report import (_commit, _write_summary, chapter_summary, figure_dir, notebooks, run_report, select,
+                           write_metrics, write_table)
 
 
 def _notebook(folder, stem, *sources):
@@ -261,3 +263,69 @@ def test_unknown_profile_and_name(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
     assert "expected one of" in err[1]
+
+
+@pytest.mark.parametrize("how", ["VAELIB_OUT", "VAELIB_STAGE", "out argument"])
+def test_an_output_root_that_is_a_file_is_one_clear_error(tmp_path, monkeypatch, capsys, how):
+    blocker = tmp_path / "out.txt"
+    blocker.write_text("not a folder")
+    (tmp_path / "notebooks").mkdir()
+    if how == "out argument":
+        with pytest.raises(InputError, match=r"output folder .*out\.txt: not a folder"):
+            run_report("smoke", notebooks_dir=tmp_path / "notebooks", out=blocker)
+    else:
+        monkeypatch.setenv(how, str(blocker))
+        with pytest.raises(InputError, match=rf"\${how} .*out\.txt: not a folder; expected a folder"):
+            write_table(pd.DataFrame({"a": [1]}), "t", "smoke")
+        with pytest.raises(InputError, match=rf"\${how}"):
+            figure_dir("01_vae", "smoke")
+        assert main(["report", "--profile", "smoke"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: ${how} ") and "not a folder" in err[0]
+    assert blocker.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["notebooks", "out.txt"]
+
+
+def test_commit_replaces_a_figures_folder_whole_and_other_files_one_by_one(tmp_path):
+    stage, out = tmp_path / "stage", tmp_path / "out"
+    for path, text in {"figures/01_a/new.png": "new", "reports/tables/t.md": "t2", "reports/metrics/01_a.json": "m2",
+                       "reports/notebooks/01_a.ipynb": "nb2"}.items():
+        (stage / path).parent.mkdir(parents=True, exist_ok=True)
+        (stage / path).write_text(text)
+    for path, text in {"figures/01_a/stale.png": "old", "figures/00_z/keep.png": "z", "reports/tables/t.md": "t1",
+                       "reports/tables/other.md": "o", "reports/metrics/01_a.json": "m1"}.items():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(text)
+    _commit(stage, out)
+    files = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert files == {"figures/01_a/new.png": "new", "figures/00_z/keep.png": "z", "reports/tables/t.md": "t2",
+                     "reports/tables/other.md": "o", "reports/metrics/01_a.json": "m2",
+                     "reports/notebooks/01_a.ipynb": "nb2"}
+    assert not [p for p in stage.rglob("*") if p.is_file()] and not list((out / "figures").glob(".*"))
+
+
+CHAPTER = ('import pandas as pd\nfrom vaelib.report import chapter_summary, figure_dir, write_metrics, write_table',
+           'fig = figure_dir("00_demo", profile) / "key.png"\nfig.write_bytes(VERSION)\nprint(fig)\n'
+           '(fig.parent / VERSION.decode()).write_bytes(b"x")\n'
+           'md = write_table(pd.DataFrame({"v": [VERSION.decode()]}), "demo")\n'
+           'write_metrics("00_demo", {"v": VERSION.decode(), "report": chapter_summary("Demo", ["v."], fig, md, '
+           'profile=profile)}, profile)')
+
+
+@pytest.mark.kernel
+def test_a_failing_notebook_leaves_the_previous_outputs_untouched(tmp_path):
+    nbs, out = tmp_path / "notebooks", tmp_path / "out"
+    _notebook(nbs, "00_demo", 'VERSION = b"v1"', *CHAPTER)
+    run_report("smoke", notebooks_dir=nbs, out=out, log=lambda *a, **k: None)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert before[Path("figures/00_demo/key.png")] == b"v1" and (out / "figures/00_demo/v1").is_file()
+    executed = nbformat.read(out / "reports/notebooks/00_demo.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0]["text"].strip() == str(out / "figures/00_demo/key.png")  # not the staging path
+    assert ".staging" not in (out / "reports/notebooks/00_demo.html").read_text()
+    # v2 writes a figure, a table and metrics, then fails in a later cell: none of it may replace v1's
+    _notebook(nbs, "00_demo", 'VERSION = b"v2"', *CHAPTER, "x = 1", 'raise RuntimeError("late failure")')
+    with pytest.raises(NotebookError) as err:
+        run_report("smoke", notebooks_dir=nbs, out=out, log=lambda *a, **k: None)
+    assert re.search(r"00_demo\.ipynb: cell \[7\] \('raise RuntimeError.*'\) raised RuntimeError: late failure",
+                     str(err.value)), str(err.value)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and not (out / ".staging").exists()

@@ -1,11 +1,16 @@
-"""The result store: values round-trip, keys follow content and code, damage is recomputed,
-concurrent writers leave one good entry, and the store command lists, verifies and prunes."""
+"""The result store: values round-trip, keys follow content and code, any damage (flipped bytes, links, another
+entry's files, bad training runs) is recomputed, names stay inside the store, concurrent writers leave one good
+entry, and the store command lists, verifies and prunes."""
 
 import importlib
 import json
 import multiprocessing as mp
+import os
+import shutil
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -14,6 +19,8 @@ import torch
 
 from vaelib import store
 from vaelib.__main__ import main
+from vaelib.errors import InputError
+from vaelib.models import build_model
 
 
 @pytest.fixture
@@ -184,3 +191,156 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path):
             f.write("half")
             raise RuntimeError("boom")
     assert json.loads(target.read_text())["b"] == 1.5 and sorted(p.name for p in target.parent.iterdir()) == ["out.json"]
+
+
+# ---------------------------------------------------------------- damaged entries, escapes, racing writers
+
+def _two_entries(root, tmp_path, name):
+    """Two entries of one function (values 10 and 20) and the module; returns (module, entry of 5, entry of 10)."""
+    mod = _module(tmp_path, name, MODULE.format(scale=2))
+    store.cached(mod.compute, [5.0])
+    store.cached(mod.compute, [10.0, 0.0])
+    a, b = sorted(store.entries(), key=lambda r: r["bytes"])
+    return mod, a["path"], b["path"]
+
+
+def _flip(path, offset=None):
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _rewrite_manifest(entry, **change):
+    manifest = json.loads((entry / "manifest.json").read_text())
+    (entry / "manifest.json").write_text(json.dumps({**manifest, **change}))
+
+
+DAMAGES = {
+    "flip a byte in arrays": lambda e, other: _flip(e / "arrays.npz"),
+    "flip a byte in value": lambda e, other: _flip(e / "value.json", 2),
+    "truncate value": lambda e, other: (e / "value.json").write_text((e / "value.json").read_text()[:9]),
+    "empty arrays": lambda e, other: (e / "arrays.npz").write_bytes(b""),
+    "arrays is a folder": lambda e, other: ((e / "arrays.npz").unlink(), (e / "arrays.npz").mkdir()),
+    "manifest is a list": lambda e, other: (e / "manifest.json").write_text("[]"),
+    "manifest lists no files": lambda e, other: _rewrite_manifest(e, files={}),
+    "manifest names other files": lambda e, other: _rewrite_manifest(e, files={"../../x": "0", "value.json": "0"}),
+    "manifest of another key": lambda e, other: _rewrite_manifest(e, key="0" * 64),
+    "manifest not utf-8": lambda e, other: (e / "manifest.json").write_bytes(b"\xff\xfe{"),
+    "value file linked to another entry's": lambda e, other: ((e / "value.json").unlink(),
+                                                              (e / "value.json").symlink_to(other / "value.json")),
+    "every file linked to another entry's": lambda e, other: [((e / n).unlink(), (e / n).symlink_to(other / n))
+                                                              for n in ("value.json", "arrays.npz", "manifest.json")],
+    "entry folder linked to another entry": lambda e, other: (shutil.rmtree(e), e.symlink_to(other)),
+    "entry folder a copy of another entry": lambda e, other: (shutil.rmtree(e), shutil.copytree(other, e)),
+    "dangling link": lambda e, other: (shutil.rmtree(e), e.symlink_to(other.parent / "nowhere")),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_any_damage_is_detected_and_recomputed_never_loaded(root, tmp_path, damage):
+    mod, entry, other = _two_entries(root, tmp_path, "store_mod_e")
+    DAMAGES[damage](entry, other)
+    assert [str(p) for p, _ in store.verify()] == [str(entry)] and len(store.entries()) == 2
+    with pytest.warns(RuntimeWarning, match=rf"store: {entry}: damaged \(.+\); recomputing"):
+        value = store.cached(mod.compute, [5.0])
+    assert np.array_equal(value["y"], [10.0]) and value["n"] == 1 and len(mod.CALLS) == 3
+    assert store.verify() == [] and len(store.entries()) == 2
+    assert np.array_equal(store.cached(mod.compute, [10.0, 0.0])["y"], [20.0, 0.0])  # the other entry is untouched
+
+
+def test_prune_removes_a_linked_entry_not_its_target(root, tmp_path, capsys):
+    _, entry, other = _two_entries(root, tmp_path, "store_mod_f")
+    shutil.rmtree(entry)
+    entry.symlink_to(other)
+    assert main(["store", "list"]) == 0 and main(["store", "verify"]) == 1
+    assert main(["store", "prune"]) == 0 and not os.path.lexists(entry) and (other / "value.json").is_file()
+    assert store.verify() == []
+
+
+def _run(**change):
+    m = build_model("mlp", 2, hidden=[8])
+    return {"model_config": m.config(), "state_dict": m.state_dict(), "history": [{"epoch": 1, "val_total": 2.0}],
+            "metrics": {"test_total": 2.0}, "snapshots": None, **change}
+
+
+def _nan_state():
+    return {k: torch.full_like(v, float("nan")) for k, v in _run()["state_dict"].items()}
+
+
+RUN_DAMAGES = {  # rewritten with matching checksums: only the content check can tell
+    "all-NaN weights": (lambda: {"state_dict": _nan_state()}, "NaN or infinite"),
+    "an infinite weight": (lambda: {"state_dict": {**_run()["state_dict"], "enc_mu.bias": torch.tensor([1.0, np.inf])}},
+                           "NaN or infinite"),
+    "history a dict": (lambda: {"history": {}}, "history is a dict"),
+    "metrics a list": (lambda: {"metrics": []}, "not a training run"),
+    "config a list": (lambda: {"model_config": ["mlp", 2]}, "model_config is a list"),
+    "absurd latent size": (lambda: {"model_config": {"arch": "mlp", "latent_dim": 10**12, "hidden": [8]}}, "latent_dim"),
+    "unknown config key": (lambda: {"model_config": {"arch": "mlp", "latent_dim": 2, "hidden": [8], "x": 1}}, "'x'"),
+    "weights of another shape": (lambda: {"model_config": {"arch": "mlp", "latent_dim": 3, "hidden": [8]}},
+                                 "do not match"),
+}
+
+
+@pytest.mark.parametrize("damage", RUN_DAMAGES)
+def test_a_damaged_training_run_is_recomputed(root, damage):
+    change, message = RUN_DAMAGES[damage]
+    k, group = store.key(np.sum, "run", damage), "vaelib.train._train"
+    store.compute(k, group, _run)
+    entry = root / group / k
+    store._write_entry(entry, _run(**change()), json.loads((entry / "manifest.json").read_text()))
+    assert store._check(entry)  # checksums match
+    with pytest.warns(RuntimeWarning, match=message):
+        value, computed = store.compute(k, group, _run)
+    assert computed and torch.isfinite(value["state_dict"]["enc_mu.weight"]).all() and store.verify() == []
+    assert store.compute(k, group, _run)[1] is False
+
+
+@pytest.mark.parametrize("group,k", [("../escaped", "k"), ("/abs/olute", "k"), ("..", "k"), ("", "k"),
+                                     ("a/b", "k"), (".tmp", "k"), ("g", "../../escaped"), ("g", "/abs"),
+                                     ("g", ".."), ("g", "a\\b"), ("g", 7), ("g", "x" * 300)])
+def test_names_never_leave_the_store(root, tmp_path, group, k):
+    with pytest.raises(InputError, match=r"store (group|key) .*: not a plain name"):
+        store.compute(k, group, lambda: {"x": 1})
+    with pytest.raises(InputError, match="not a plain name"):
+        store.load(k, group)
+    assert [p.name for p in tmp_path.iterdir()] in ([], ["store"])  # nothing beside the store
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_nested_functions_are_stored(root):
+    def inner(x):
+        return x + 1
+
+    assert store.cached(inner, 1) == 2 and store.cached(inner, 1) == 2 and len(store.entries()) == 1
+
+
+@pytest.mark.parametrize("slow", ["first", "second"])
+def test_two_writers_one_slow_at_its_last_write(root, monkeypatch, slow):
+    """Two threads compute one key; one stalls just before writing its manifest. Neither fails, one entry stays
+    (the first to rename it into place), and both get its value."""
+    write, names = store._write_entry, ["first", "second"]
+    started = threading.Barrier(2, timeout=30)
+
+    def slow_write(folder, value, manifest):
+        if value["who"] == slow:
+            (folder / "value.json").write_text("{")  # half written, in its own temporary folder: never seen
+            time.sleep(1.0)
+        write(folder, value, manifest)
+
+    monkeypatch.setattr(store, "_write_entry", slow_write)
+    k, results = store.key(np.sum, "race"), {}
+
+    def work(who):
+        started.wait()
+        results[who] = store.compute(k, "race", lambda: {"who": who, "y": np.arange(3.0)})[0]["who"]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    winner = next(n for n in names if n != slow)
+    assert results == {"first": winner, "second": winner}
+    assert store.load(k, "race")["who"] == winner and store.verify() == [] and len(store.entries()) == 1
+    assert not list((root / ".tmp").iterdir())

@@ -18,7 +18,7 @@ from . import gmm, metrics, plots
 from .data import load_arrays, to_float
 from .experiments import CHAPTERS
 from .errors import InputError
-from .models import VAE, build_model, load_model, save_model
+from .models import MAX_LATENT, MAX_LAYERS, MAX_WIDTH, VAE, build_model, load_model, save_model
 from .store import atomic_path, atomic_write
 from .train import RunConfig, default_device, epoch_budget, fit, seed_everything
 
@@ -44,12 +44,16 @@ class _Parser(argparse.ArgumentParser):
 HIDDEN = list(CHAPTERS["06_gmm"]["full"]["hidden"])  # the MLP of chapter 06, which reproduces seed 000's vae.py
 
 
-def _positive(kind: type):
-    """An argparse type: an integer ≥ 1 or a finite number > 0 (argparse reports what ``kind`` rejects)."""
+def _number(kind: type, low: float, high: float):
+    """An argparse type: an integer from ``low`` to ``high``, or a finite float above ``low`` and at most ``high``
+    (argparse reports what ``kind`` rejects, and names the option)."""
     def number(text: str):
         value = kind(text)
-        if not (value >= 1 if kind is int else np.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{text} is not " + ("≥ 1" if kind is int else "a positive number"))
+        if kind is float and not (np.isfinite(value) and low < value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is not a positive number ≤ {high:g}")
+        if kind is int and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not {f'≥ {low}' if value < low else f'≤ {high}'}; "
+                                             f"expected {low} … {high}")
         return value
     return number
 
@@ -67,24 +71,27 @@ def _parser(command: str) -> _Parser:
     if command != "test_reconstruction":
         add("gmm", metavar="gmm_params.pkl", type=Path, help="the mixture file (NPZ content)" + writes)
     if command == "train":
-        add("--epochs", type=_positive(int), help="train exactly this many epochs, no early stopping (default: at "
+        add("--epochs", type=_number(int, 1, 10**6), help="train exactly this many epochs, no early stopping (default: at "
             "least 20 epochs and --min-steps optimiser steps, stopped once validation -ELBO has not improved for "
             "--patience epochs; the best epoch's weights are kept)")
-        add("--min-steps", type=_positive(int), default=5000, help="default 5000 (small training files get more epochs)")
-        add("--patience", type=_positive(int), default=20, help="early-stopping patience in epochs (default 20)")
-        add("--latent-dim", type=_positive(int), default=2, help="latent size (default 2)")
+        add("--min-steps", type=_number(int, 1, 10**9), default=5000,
+            help="default 5000 (small training files get more epochs)")
+        add("--patience", type=_number(int, 1, 10**6), default=20,
+            help="early-stopping patience in epochs (default 20)")
+        add("--latent-dim", type=_number(int, 1, MAX_LATENT), default=2, help="latent size (default 2)")
         add("--arch", choices=("mlp", "conv"), default="mlp", help="default mlp")
         add("--hidden", type=_widths, default=HIDDEN, help="the MLP's hidden layer widths, comma-separated (default "
             f"{','.join(map(str, HIDDEN))}, chapter 06's; seed 004's MLP is 400)")
-        add("--batch-size", type=_positive(int), default=128, help="default 128")
-        add("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
-        add("--seed", type=int, default=0, help="seeds Python, NumPy, torch and the GMM (default 0)")
+        add("--batch-size", type=_number(int, 1, 2**20), default=128, help="default 128")
+        add("--lr", type=_number(float, 0, 10), default=1e-3, help="Adam learning rate (default 1e-3)")
+        add("--seed", type=_number(int, 0, 2**32 - 1), default=0,
+            help="seeds Python, NumPy, torch and the GMM: 0 to 2**32-1 (default 0)")
     else:
         kind = "reconstruction grid (.png)" if command == "test_reconstruction" else "predictions (.csv)"
         add("--out", metavar="PATH", help=f"where the {kind} goes: a file with that suffix or a folder "
                                           "(default: the model's folder, named after TEST)")
     if command == "test_reconstruction":
-        add("--n-show", type=_positive(int), default=16, help="images in the grid (default 16)")
+        add("--n-show", type=_number(int, 1, 1024), default=16, help="images in the grid (default 16)")
     add("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps (default auto)")
     return p
 
@@ -94,8 +101,9 @@ def _widths(text: str) -> list[int]:
         widths = [int(w) for w in text.split(",")]
     except ValueError:
         widths = []
-    if not widths or min(widths) < 1 or max(widths) > 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated layer widths from 1 to 65536, e.g. 512,256")
+    if not 1 <= len(widths) <= MAX_LAYERS or min(widths) < 1 or max(widths) > MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 to {MAX_LAYERS} comma-separated layer widths "
+                                         f"from 1 to {MAX_WIDTH}, e.g. 512,256")
     return widths
 
 

@@ -266,6 +266,18 @@ def save_gmm(path: str | Path, clf: GMMClassifier, meta: Mapping[str, Any] | Non
     return Path(path)
 
 
+def _bad_factors(ct: str, cov: np.ndarray, prec: np.ndarray) -> list[str]:
+    """What is wrong with a mixture's precision factors: not upper triangular with a positive diagonal (full,
+    tied) or not positive (diag, spherical), or not the Cholesky factors of the inverse covariances."""
+    matrix = ct in ("full", "tied")
+    diag = np.diagonal(prec, axis1=-2, axis2=-1) if matrix else prec
+    if (diag <= 0).any() or matrix and np.tril(prec, -1).any():
+        return ["singular or malformed precisions_cholesky"]
+    eye = np.swapaxes(prec, -1, -2) @ cov @ prec if matrix else cov * prec ** 2  # P^T Σ P = I
+    ok = np.allclose(eye, np.eye(cov.shape[-1]) if matrix else 1, atol=1e-5)
+    return [] if ok else ["covariances that do not match precisions_cholesky"]
+
+
 def load_gmm(path: str | Path) -> tuple[GMMClassifier, dict]:
     """Read and check a ``save_gmm`` file (``allow_pickle=False``: nothing executes). Returns (classifier, meta)."""
     path, expected = Path(path), "a GMM file written by `vae TRAIN VAL train vae.pth gmm_params.pkl`"
@@ -291,10 +303,14 @@ def load_gmm(path: str | Path) -> tuple[GMMClassifier, dict]:
         bad += [f"{key} of shape {a[key].shape}"] if cov and a[key].shape != shape else []
         bad += [f"{key} not finite floats"] if a[key].dtype.kind != "f" or not np.isfinite(a[key]).all() else []
     if not bad and (w.min() < 0 or abs(w.sum() - 1) > 1e-6):
-        bad.append(f"weights summing to {w.sum():g}")
+        bad.append(f"weights summing to {w.sum():g}" if w.min() >= 0 else "negative weights")
+    if not bad:
+        bad += _bad_factors(ct, a["covariances"], a["precisions_cholesky"])
+    bad += [] if isinstance(meta, dict) else [f"metadata a JSON {type(meta).__name__}"]
     if bad:
         raise InputError(f"{path}: {', '.join(bad)}; expected {expected}: one component per distinct integer "
-                         f"class, finite {' / '.join(_ARRAYS)} of matching shapes, weights summing to 1")
+                         f"class, finite {' / '.join(_ARRAYS)} of matching shapes, weights summing to 1, "
+                         "precision factors matching the covariances, metadata a JSON object")
     g = GaussianMixture(k, covariance_type=ct)  # with the fitted attributes that predict and score read:
     vars(g).update({key + "_": a[key] for key in _ARRAYS}, converged_=True, n_iter_=0, n_features_in_=d)
     return GMMClassifier(g, classes.astype(np.int64)), meta

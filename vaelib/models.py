@@ -5,8 +5,9 @@ pixel probabilities. Any latent size.
 """
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -142,16 +143,66 @@ def build_model(arch: str, latent_dim: int, **kwargs) -> VAE:
     return ARCHS[arch](int(latent_dim), **kwargs)
 
 
+MAX_LATENT, MAX_WIDTH, MAX_LAYERS = 4096, 65536, 64  # generous, finite limits on a model file's config
+
+
+def check_saved(blob: Any, where: str) -> dict:
+    """The ``model_config`` of ``blob`` (what ``save_model`` writes: model_config, state_dict, extras) once the
+    config, the weights (names, shapes, finite values) and any ``history`` check out; InputError naming
+    ``where`` otherwise. The config is checked before anything is built, and then built on the meta device."""
+    if not isinstance(blob, dict) or "model_config" not in blob or "state_dict" not in blob:
+        raise InputError(f"{where}: not a vaelib model; expected keys 'model_config' and 'state_dict'")
+    cfg, state = blob["model_config"], blob["state_dict"]
+    expected = (f"expected {{'arch': {' or '.join(map(repr, ARCHS))}, 'latent_dim': 1 to {MAX_LATENT}, and for mlp "
+                f"'hidden': 1 to {MAX_LAYERS} widths from 1 to {MAX_WIDTH}}}")
+    if not isinstance(cfg, dict):
+        raise InputError(f"{where}: model_config is a {type(cfg).__name__}; {expected}")
+    allowed = ("arch", "latent_dim", "hidden") if cfg.get("arch") == "mlp" else ("arch", "latent_dim")
+    z, hidden = cfg.get("latent_dim"), cfg.get("hidden", 400)
+    widths = [hidden] if type(hidden) is int else hidden
+    bad = [] if cfg.get("arch") in ARCHS else [f"arch {cfg.get('arch')!r}"]
+    bad += [f"unknown key {k!r}" for k in cfg if k not in allowed]
+    bad += [] if type(z) is int and 1 <= z <= MAX_LATENT else [f"latent_dim {z!r}"]
+    if not (isinstance(widths, (list, tuple)) and 1 <= len(widths) <= MAX_LAYERS
+            and all(type(w) is int and 1 <= w <= MAX_WIDTH for w in widths)):
+        bad.append(f"hidden {hidden!r}")
+    if bad:
+        raise InputError(f"{where}: model_config has {', '.join(bad)}; {expected}")
+    with torch.device("meta"):  # shapes only: no memory
+        ref = build_model(**cfg).state_dict()
+    names = set(state) if isinstance(state, dict) else set()
+    if names != set(ref) or not all(isinstance(t, torch.Tensor) and t.layout == torch.strided for t in state.values()):
+        raise InputError(f"{where}: weights do not match {cfg} (missing {sorted(set(ref) - names)[:3]}, "
+                         f"unexpected {sorted(map(str, names - set(ref)))[:3]}); expected the state_dict of that model")
+    for name, t in state.items():
+        if t.shape != ref[name].shape or t.is_floating_point() != ref[name].is_floating_point():
+            raise InputError(f"{where}: weights do not match {cfg} ({name} is {t.dtype} {tuple(t.shape)}, expected "
+                             f"{ref[name].dtype} {tuple(ref[name].shape)})")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise InputError(f"{where}: weight {name} holds NaN or infinite values; expected finite weights")
+    history = blob.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise InputError(f"{where}: history is a {type(history).__name__}; expected a list of per-epoch dicts")
+    return cfg
+
+
 def save_model(model: VAE, path: str | Path, extra: dict | None = None) -> None:
-    """Weights plus what rebuilds the model, loadable with ``torch.load(weights_only=True)``; atomic."""
+    """Weights plus what rebuilds the model, loadable with ``torch.load(weights_only=True)``; atomic.
+    What ``load_model`` would refuse (non-finite weights, say) is refused here (InputError)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model_config": model.config(), "state_dict": model.state_dict(), **(extra or {})}, tmp)
-    tmp.replace(path)
+    blob = {"model_config": model.config(), "state_dict": model.state_dict(), **(extra or {})}
+    check_saved(blob, str(path))
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        torch.save(blob, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict]:
-    """Rebuild a model saved by ``save_model`` (never executes code from the file); (model, file dict)."""
+    """Rebuild a model saved by ``save_model`` (never executes code from the file; checked by ``check_saved``);
+    (model, file dict)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found; expected a model file written by vaelib")
@@ -159,11 +210,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VA
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise InputError(f"{path}: unreadable model file ({type(e).__name__}); expected a vaelib .pth") from None
-    if not isinstance(blob, dict) or "model_config" not in blob or "state_dict" not in blob:
-        raise InputError(f"{path}: not a vaelib model; expected keys 'model_config' and 'state_dict'")
-    try:
-        model = build_model(**blob["model_config"])
-        model.load_state_dict(blob["state_dict"])
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"{path}: weights do not match {blob['model_config']} ({str(e).splitlines()[0]})") from None
+    model = build_model(**check_saved(blob, str(path)))
+    model.load_state_dict(blob["state_dict"])
     return model.to(device).eval(), blob

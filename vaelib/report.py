@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 from .errors import InputError, NotebookError
 from .experiments import check_profile, default_profile
-from .store import atomic_path, atomic_write, project_root, write_json
+from .store import atomic_write, project_root, write_json
 
 __all__ = ["out_root", "figure_dir", "write_table", "write_metrics", "chapter_summary", "notebooks", "select",
            "run_report"]
@@ -29,12 +30,21 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def out_root(profile: str | None = None) -> Path:
-    """The project root for "full"; else $VAELIB_OUT (relative to the root) or <root>/build/<profile>."""
+    """The project root for "full"; else $VAELIB_OUT (relative to the root) or <root>/build/<profile>.
+    In a notebook the report runner executes, $VAELIB_STAGE: a staging folder it moves into place on success."""
     profile = check_profile(profile or default_profile())
+    if os.environ.get("VAELIB_STAGE"):
+        return _folder(project_root() / os.environ["VAELIB_STAGE"], "$VAELIB_STAGE")
     if profile == "full":
         return project_root()
     value = os.environ.get("VAELIB_OUT")
-    return project_root() / value if value else project_root() / "build" / profile
+    return _folder(project_root() / (value or f"build/{profile}"), "$VAELIB_OUT" if value else "output folder")
+
+
+def _folder(path: Path, what: str) -> Path:
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path}: not a folder; expected a folder (existing or not) for the report's outputs")
+    return path
 
 
 def _made(path: Path) -> Path:
@@ -103,14 +113,16 @@ def select(paths: list[Path], only: str | None) -> list[Path]:
 _PRELOAD = ("pandas", "vaelib.plots", "vaelib.fid")
 
 
-def _start_kernel(notebook: Path, profile: str, out: Path) -> Any:
+def _start_kernel(notebook: Path, profile: str, out: Path, stage: Path) -> Any:
     """A python3 kernel in ``notebook``'s folder, started now so that its start-up and imports overlap
-    the notebook before it. It inherits the profile, the output root and this vaelib on the path; the
-    inline backend puts figures into the executed notebook and progress bars stay out (VAELIB_QUIET)."""
+    the notebook before it. It inherits the profile, the output root, its staging folder (where it writes)
+    and this vaelib on the path; the inline backend puts figures into the executed notebook and progress
+    bars stay out (VAELIB_QUIET)."""
     from jupyter_client import KernelManager
 
     package_parent = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "VAELIB_PROFILE": profile, "VAELIB_OUT": str(out), "VAELIB_QUIET": "1",
+    env = {**os.environ, "VAELIB_PROFILE": profile, "VAELIB_OUT": str(out), "VAELIB_STAGE": str(stage),
+           "VAELIB_QUIET": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p),
            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     preload = f"import importlib as _i; [_i.import_module(m) for m in {_PRELOAD!r}]; del _i"
@@ -120,32 +132,51 @@ def _start_kernel(notebook: Path, profile: str, out: Path) -> Any:
     return km
 
 
-def _execute(notebook: Path, dest: Path, parameters: dict, km: Any) -> None:
-    """Execute ``notebook`` in kernel ``km`` into dest (.ipynb) plus dest.html, both atomically."""
+def _execute(notebook: Path, stage: Path, out: Path, parameters: dict, km: Any) -> None:
+    """Execute ``notebook`` in kernel ``km``; its executed copy (.ipynb, .html) goes into stage/reports/notebooks/,
+    with the staging folder written as ``out`` wherever an output shows it."""
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
 
-    with atomic_path(dest) as tmp_nb:
-        try:
-            nb = pm.execute_notebook(str(notebook), str(tmp_nb), parameters=parameters, km=km,
-                                     kernel_name="python3", language="python", progress_bar=False,
-                                     log_output=False, record_timing=False)
-        except pm.PapermillExecutionError as e:
-            first_line = (e.source.strip().splitlines() or [""])[0][:60]
-            raise NotebookError(f"{notebook}: cell [{e.exec_count}] ({first_line!r}) "
-                                f"raised {e.ename}: {e.evalue}".rstrip()) from None
-        except Exception as e:  # kernel died, bad notebook JSON, ...
-            raise NotebookError(f"{notebook}: could not execute: {type(e).__name__}: {e}") from e
-        # Reproducible copies: paths relative to the project, a fixed id for the injected cell.
-        nb.metadata.papermill.update(input_path=f"notebooks/{notebook.name}", output_path=f"reports/notebooks/{dest.name}")
-        for cell in nb.cells:
-            if "injected-parameters" in cell.metadata.get("tags", []):
-                cell.id = "injected-parameters"
-        nbformat.write(nb, tmp_nb)
-        body, _ = HTMLExporter().from_notebook_node(nb)
-        with atomic_write(dest.with_suffix(".html"), "w") as f:
-            f.write(body)
+    dest = stage / "reports" / "notebooks" / f"{notebook.stem}.ipynb"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        nb = pm.execute_notebook(str(notebook), str(dest), parameters=parameters, km=km,
+                                 kernel_name="python3", language="python", progress_bar=False,
+                                 log_output=False, record_timing=False)
+    except pm.PapermillExecutionError as e:
+        first_line = (e.source.strip().splitlines() or [""])[0][:60]
+        raise NotebookError(f"{notebook}: cell [{e.exec_count}] ({first_line!r}) "
+                            f"raised {e.ename}: {e.evalue}".rstrip()) from None
+    except Exception as e:  # kernel died, bad notebook JSON, ...
+        raise NotebookError(f"{notebook}: could not execute: {type(e).__name__}: {e}") from e
+    # Reproducible copies: paths relative to the project, a fixed id for the injected cell.
+    nb.metadata.papermill.update(input_path=f"notebooks/{notebook.name}", output_path=f"reports/notebooks/{dest.name}")
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+    nb = nbformat.reads(nbformat.writes(nb).replace(str(stage), str(out)), as_version=4)
+    nbformat.write(nb, dest)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    dest.with_suffix(".html").write_text(body, encoding="utf-8")
+
+
+def _commit(stage: Path, out: Path) -> None:
+    """Move a notebook's staged outputs into ``out``: each figures/<stem>/ folder whole (the old one and its
+    stale files go), every other file one by one; all are renames within one file system."""
+    for folder in sorted(p for p in stage.glob("figures/*") if p.is_dir()):
+        target, old = out / "figures" / folder.name, out / "figures" / f".old-{folder.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        folder.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+        target = out / path.relative_to(stage)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
 
 
 def run_report(profile: str = "full", only: str | None = None, *, author: str = "",
@@ -154,33 +185,37 @@ def run_report(profile: str = "full", only: str | None = None, *, author: str = 
     """Execute the notebooks in order and write REPORT.md; return wall seconds per stem.
 
     ``author`` tags every figure and GIF (the notebooks' ``author`` parameter); ``notebooks_dir`` defaults
-    to <root>/notebooks and ``out`` to ``out_root(profile)``.
-    Raises InputError for an unknown profile or name and NotebookError when a notebook fails
-    (that notebook gets no executed copy; the ones before it keep theirs).
+    to <root>/notebooks and ``out`` to ``out_root(profile)``. Each notebook writes into a staging folder,
+    <out>/.staging/<stem>/ ($VAELIB_STAGE), whose figures, tables, metrics and executed copy replace the
+    previous ones only when the whole notebook succeeds.
+    Raises InputError for an unknown profile or name, or an output root that is a file, and NotebookError
+    (naming the notebook and the cell) when a notebook fails: its previous outputs stay as they were, and
+    the ones before it keep their new outputs.
     """
     check_profile(profile)
     available = notebooks(notebooks_dir)
     chosen = select(available, only)
-    out = Path(out) if out is not None else out_root(profile)
-    reports = out / "reports"
+    out = _folder(Path(out).absolute(), "output folder") if out is not None else out_root(profile)
+    reports, staging = out / "reports", out / ".staging"
     timings_path = reports / "notebooks" / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     timings = {stem: t for stem, t in timings.items() if stem in {p.stem for p in available}}
     if not chosen:
         log(f"no notebooks (NN_*.ipynb) in {notebooks_dir or project_root() / 'notebooks'}")
-    kernels = [_start_kernel(chosen[0], profile, out)] if chosen else []
+    kernels = [_start_kernel(chosen[0], profile, out, staging / chosen[0].stem)] if chosen else []
     try:
         for i, notebook in enumerate(chosen, 1):
             if i < len(chosen):  # the next notebook's kernel starts up while this one runs
-                kernels.append(_start_kernel(chosen[i], profile, out))
+                kernels.append(_start_kernel(chosen[i], profile, out, staging / chosen[i].stem))
             log(f"[{i}/{len(chosen)}] {notebook.stem} ...", end=" ", flush=True)
-            start = time.perf_counter()
+            start, stage = time.perf_counter(), staging / notebook.stem
+            shutil.rmtree(stage, ignore_errors=True)  # left over from an interrupted run
             try:
-                _execute(notebook, reports / "notebooks" / f"{notebook.stem}.ipynb",
-                         {"profile": profile, "author": author}, kernels[i - 1])
+                _execute(notebook, stage, out, {"profile": profile, "author": author}, kernels[i - 1])
             except NotebookError:
                 log("FAILED", flush=True)
                 raise
+            _commit(stage, out)
             timings[notebook.stem] = round(time.perf_counter() - start, 1)
             log(f"{timings[notebook.stem]:.1f} s", flush=True)
             write_json(timings_path, timings)
@@ -189,6 +224,7 @@ def run_report(profile: str = "full", only: str | None = None, *, author: str = 
         for km in kernels:
             if km.has_kernel:
                 km.shutdown_kernel(now=True)
+        shutil.rmtree(staging, ignore_errors=True)
     report = _write_summary(reports, profile, timings)
     log(f"wrote {report}")
     return {p.stem: timings[p.stem] for p in chosen}

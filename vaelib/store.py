@@ -6,7 +6,9 @@ of ``fn``'s module) it references, transitively: editing that code recomputes, w
 bump. An entry ``<root>/<module.fn>/<key>/`` holds ``value.json`` (structure), ``arrays.npz`` (arrays,
 read with ``allow_pickle=False``) and ``manifest.json`` (their SHA-256). It is built in a temporary
 folder and renamed into place: readers never see half an entry, and of two processes computing
-the same entry the first rename wins. A damaged entry is reported in one line and recomputed.
+the same entry the first rename wins. A damaged entry (bad checksum, a symbolic link, another entry's
+manifest, a value its group's check in ``CHECKS`` refuses) is reported in one line and recomputed. Group and
+key names are single folder names: nothing is written outside the store.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -31,6 +34,7 @@ from typing import IO, Any
 import numpy as np
 
 from .data import sha256_file
+from .errors import InputError
 
 # ---------------------------------------------------------------- files and folders
 
@@ -254,36 +258,91 @@ def _decode(tree: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     return a.tobytes() if kind == "bytes" else torch.from_numpy(a) if kind == "tensor" else a
 
 
+FILES = ("value.json", "arrays.npz")  # an entry's content; manifest.json holds their SHA-256
+_NAME = re.compile(r"[^/\\\x00.][^/\\\x00]{0,199}")  # one path component, not hidden
+
+
+def _entry(k: str, name: str) -> Path:
+    """The folder of entry ``k`` of group ``name``: both plain names, so it is always inside ``root()``."""
+    for what, text in (("group", name), ("key", k)):
+        if not isinstance(text, str) or not _NAME.fullmatch(text):
+            raise InputError(f"store {what} {text!r}: not a plain name; expected one folder name (no '/' or '\\', "
+                             f"no leading '.') for an entry inside {root()}")
+    return root() / name / k
+
+
 def _write_entry(folder: Path, value: Any, manifest: dict) -> None:
     arrays: dict[str, np.ndarray] = {}
     tree = _encode(value, arrays)
     (folder / "value.json").write_text(json.dumps(tree))
     with open(folder / "arrays.npz", "wb") as f:
         np.savez(f, **arrays)
-    manifest["files"] = {name: sha256_file(folder / name) for name in ("value.json", "arrays.npz")}
+    manifest["files"] = {name: sha256_file(folder / name) for name in FILES}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
 def _check(folder: Path) -> dict:
-    """The manifest of a complete, undamaged entry; ValueError (naming the problem) otherwise."""
+    """The manifest of a complete, undamaged entry: no symbolic links, a manifest written for this entry,
+    matching checksums; ValueError naming the file and the problem otherwise."""
+    for path in (folder, *(folder / n for n in ("manifest.json", *FILES))):
+        if path.is_symlink():
+            raise ValueError(f"{path.name}: a symbolic link; expected the entry's own folder and files")
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
-        for name, expected in manifest["files"].items():
-            if sha256_file(folder / name) != expected:
+    except (OSError, ValueError) as e:
+        raise ValueError(f"manifest.json: unreadable ({type(e).__name__}: {e})") from None
+    if not isinstance(manifest, dict) or [manifest.get("fn"), manifest.get("key")] != [folder.parent.name, folder.name]:
+        raise ValueError(f"manifest.json: not this entry's; expected fn {folder.parent.name}, key {folder.name}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or sorted(files) != sorted(FILES):
+        raise ValueError(f"manifest.json: files {files!r}; expected the SHA-256 of {' and '.join(FILES)}")
+    for name in FILES:
+        try:
+            if sha256_file(folder / name) != files[name]:
                 raise ValueError(f"{name}: checksum differs from the manifest")
-    except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{type(e).__name__}: {e}") from None
+        except OSError as e:
+            raise ValueError(f"{name}: {e.strerror or e}") from None
     return manifest
 
 
+def _check_run(value: Any, where: str) -> None:
+    """A stored training run (``train._train``): a model ``load_model`` would accept, a history and metrics."""
+    from .models import check_saved
+
+    if not isinstance(value, dict) or not isinstance(value.get("metrics"), dict) or "history" not in value:
+        raise ValueError(f"{where}: not a training run; expected model_config, state_dict, history, metrics")
+    check_saved(value, where)
+
+
+CHECKS: dict[str, Callable[[Any, str], None]] = {"vaelib.train._train": _check_run}  # group → check of its values
+
+
 def _read_entry(folder: Path) -> Any:
+    """The value of an entry, checked (``_check``, then ``CHECKS`` for its group); ValueError if damaged."""
     _check(folder)
     try:
         with np.load(folder / "arrays.npz", allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
-        return _decode(json.loads((folder / "value.json").read_text()), arrays)
-    except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"{type(e).__name__}: {e}") from None
+            arrays = {n: z[n] for n in z.files}
+    except Exception as e:  # a truncated zip, object arrays, ...
+        raise ValueError(f"arrays.npz: unreadable ({type(e).__name__}: {e})") from None
+    try:
+        value = _decode(json.loads((folder / "value.json").read_text()), arrays)
+    except Exception as e:  # bad JSON, or a structure _encode never writes
+        raise ValueError(f"value.json: unreadable ({type(e).__name__}: {e})") from None
+    if folder.parent.name in CHECKS:
+        CHECKS[folder.parent.name](value, "stored value")
+    return value
+
+
+def _discard(path: Path) -> None:
+    """Move ``path`` (an entry, a left-over, or a link in its place) out of the way and delete it."""
+    with contextlib.suppress(OSError):
+        if path.is_symlink():
+            path.unlink()
+        else:
+            trash = path.with_name(f".trash-{uuid.uuid4().hex[:8]}")
+            path.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 MISSING = object()
@@ -291,26 +350,26 @@ MISSING = object()
 
 def load(k: str, name: str) -> Any:
     """The value stored under key ``k`` (group ``name``), or ``MISSING``; a damaged entry is
-    reported in one line and moved out of the way."""
-    folder = root() / name / k
-    if not folder.exists():
+    reported in one line (a RuntimeWarning) and deleted."""
+    folder = _entry(k, name)
+    if not os.path.lexists(folder):
         return MISSING
     try:
         value = _read_entry(folder)
     except ValueError as e:
         warnings.warn(f"store: {folder}: damaged ({e}); recomputing", RuntimeWarning, stacklevel=3)
-        trash = folder.with_name(f".trash-{uuid.uuid4().hex[:8]}")
-        with contextlib.suppress(OSError):
-            folder.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
+        _discard(folder)
         return MISSING
-    os.utime(folder)  # last use, for `prune --older-than`
+    with contextlib.suppress(OSError):
+        os.utime(folder)  # last use, for `prune --older-than`
     return value
 
 
 def compute(k: str, name: str, fn: Callable[[], Any]) -> tuple[Any, bool]:
-    """(the value under key ``k``, False), or (``fn()`` stored under it, True). Two processes computing
-    the same key at once both get a value; the first to finish keeps its entry."""
+    """(the value under key ``k``, False), or (``fn()`` stored under it, True). The entry is written in a
+    temporary folder of its own and renamed into place: of two processes computing the same key at once,
+    the first rename wins and the other returns the winner's value."""
+    folder = _entry(k, name)
     value = load(k, name)
     if value is not MISSING:
         return value, False
@@ -321,15 +380,18 @@ def compute(k: str, name: str, fn: Callable[[], Any]) -> tuple[Any, bool]:
     try:
         _write_entry(tmp, value, {"fn": name, "key": k, "seconds": time.perf_counter() - t0,
                                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        folder = root() / name / k
         folder.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process stored it first (or a damaged one is in the way)
-            if not folder.exists():
-                raise
-        stored = load(k, name)
-        return (value if stored is MISSING else stored), True
+        for _ in range(2):  # a damaged entry in the way is deleted by load, then the rename is tried again
+            try:
+                tmp.rename(folder)
+                return value, True
+            except OSError:
+                if not os.path.lexists(folder):
+                    raise
+            stored = load(k, name)
+            if stored is not MISSING:
+                return stored, True
+        return value, True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -342,26 +404,26 @@ def cached(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 # ---------------------------------------------------------------- list, verify, prune
 
 def _entry_folders() -> list[Path]:
-    return sorted(p for p in root().glob("[!.]*/[!.]*") if p.is_dir())
+    return sorted(p for p in root().glob("[!.]*/[!.]*") if p.is_dir() or p.is_symlink())
 
 
 def entries() -> list[dict]:
     """One row per entry: function, key, bytes, created, last used (unchecked: see ``verify``)."""
     rows = []
     for folder in _entry_folders():
-        size = sum(f.stat().st_size for f in folder.iterdir())
+        size = sum(f.lstat().st_size for f in folder.iterdir()) if not folder.is_symlink() else 0
         rows.append({"fn": folder.parent.name, "key": folder.name, "bytes": size,
-                     "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(folder.stat().st_mtime)),
+                     "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(folder.lstat().st_mtime)),
                      "path": folder})
     return rows
 
 
 def verify() -> list[tuple[Path, str]]:
-    """(folder, problem) for every damaged entry."""
+    """(folder, problem) for every damaged entry (what ``load`` would refuse)."""
     problems = []
     for folder in _entry_folders():
         try:
-            _check(folder)
+            _read_entry(folder)
         except ValueError as e:
             problems.append((folder, str(e)))
     return problems
@@ -375,8 +437,8 @@ def prune(older_than_days: float | None = None, dry_run: bool = False) -> list[P
     if older_than_days is not None:
         cutoff = time.time() - 86400 * older_than_days
         doomed += [f for f in _entry_folders() + list(root().glob(".partial/*"))
-                   if f.stat().st_mtime < cutoff and f not in doomed]
+                   if f.lstat().st_mtime < cutoff and f not in doomed]
     if not dry_run:
         for folder in doomed:
-            shutil.rmtree(folder, ignore_errors=True)
+            _discard(folder)
     return doomed
