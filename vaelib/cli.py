@@ -7,6 +7,7 @@ import argparse
 import hashlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def _parser(command: str) -> _Parser:
         add("--lr", type=_number(float, 0, 10), default=1e-3, help="Adam learning rate (default 1e-3)")
         add("--seed", type=_number(int, 0, 2**32 - 1), default=0,
             help="seeds Python, NumPy, torch and the GMM: 0 to 2**32-1 (default 0)")
+        add("--resume", metavar="PATH", type=Path, help="continue the training saved in PATH, a vae.pth written by "
+            "`vae train` (it holds the optimiser and random-generator states and the history): --arch, --latent-dim, "
+            "--hidden, --batch-size, --lr and --seed as then; the epoch budget counts the epochs trained already")
     else:
         kind = "reconstruction grid (.png)" if command == "test_reconstruction" else "predictions (.csv)"
         add("--out", metavar="PATH", help=f"where the {kind} goes: a file with that suffix or a folder "
@@ -184,8 +188,11 @@ def _train(a: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     budget = RunConfig(epochs=20, batch_size=a.batch_size, min_steps=a.min_steps)
     epochs, patience = (a.epochs, 0) if a.epochs else (epoch_budget(budget, len(x_tr)), a.patience)
-    history = fit(model, x_tr, x_va, epochs=epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=device,
-                  val_metrics=True, patience=patience)
+    with tempfile.TemporaryDirectory() as tmp:  # fit's final training state, which vae.pth keeps for --resume
+        history = fit(model, x_tr, x_va, epochs=epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=device,
+                      val_metrics=True, patience=patience, checkpoint_path=Path(tmp) / "state.pt", checkpoint_every=0,
+                      resume_from=a.resume)
+        state = torch.load(Path(tmp) / "state.pt", weights_only=True)
     seconds = time.perf_counter() - t0
     h = min(history, key=lambda r: r["val_total"]) if patience else history[-1]  # the epoch whose weights are kept
     z_tr, z_va = model.latents(x_tr), model.latents(x_va)
@@ -196,9 +203,11 @@ def _train(a: argparse.Namespace) -> None:
             "classes": classes, "selection": best, "seed": a.seed, "val": val}
     with atomic_path(a.model) as tmp_model, atomic_path(a.gmm) as tmp_gmm:
         save_model(model, tmp_model, extra={"classes": classes, "trained_by": "vae train", "epochs": len(history), "seed":
-                                            a.seed, "n_train": len(x_tr), "n_val": len(x_va), "history": history})
+                                            a.seed, "n_train": len(x_tr), "n_val": len(x_va), "history": history,
+                                            "training_state": state})
         gmm.save_gmm(tmp_gmm, clf, meta)
     stop = f"; kept epoch {h['epoch']}, the lowest validation -ELBO" if patience else ""
+    stop += f"; resumed from {a.resume}" if a.resume else ""
     print(f"trained {model.arch} VAE (latent {model.latent_dim}) for {len(history)} epochs on {len(x_tr):,} images "
           f"from {a.train} ({device}, {seconds:.1f} s{stop})")
     print(f"validation ({len(x_va):,} images, {a.val}): -ELBO {h['val_total']:.2f} nats/image; "

@@ -4,8 +4,8 @@
 for tests) and ``paper`` (N = 10,000 for the FIDs, for a GPU or a cluster) change, and
 its run templates. A run template fixes some ``RunConfig`` fields; every other field takes the
 setting of the same name (with the template's ``prefix`` first), and a list-valued setting gives
-one run per value (but ``classes`` and ``hidden`` are one value each). The setting ``seeds`` (a list) gives
-one run per training seed, while ``seed`` stays the chapter's seed for its own draws; only the first seed's
+one run per value (but ``classes``, ``hidden`` and ``channels`` are one value each). The setting ``seeds`` (a list)
+gives one run per training seed, while ``seed`` stays the chapter's seed for its own draws; only the first seed's
 runs keep training snapshots, since the GIFs show that seed. A profile only changes sizes, never code paths.
 
 Training budgets (issue: models trained to convergence): ``epochs`` is the seed report's epoch count,
@@ -118,7 +118,7 @@ def runs(p: SimpleNamespace) -> list[RunConfig]:
         if seeds is not None and "seed" not in fixed:
             values["seed"] = list(seeds)
         values = {f: v for f, v in values.items() if v is not None or f in ("n_train", "n_test")}
-        grid = [(f, v) for f, v in values.items() if isinstance(v, list) and f not in ("classes", "hidden")]
+        grid = [(f, v) for f, v in values.items() if isinstance(v, list) and f not in ("classes", "hidden", "channels")]
         combos = [{}]
         for f, options in grid:
             combos = [{**c, f: o} for c in combos for o in options]

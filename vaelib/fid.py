@@ -1,5 +1,6 @@
 """Sample quality on features (float64): FID, FID∞, KID, precision/recall, and the feature extractors
-(`InceptionExtractor`, `domain_classifier(dataset)`); keep features: `store.cached(features, extractor, images)`."""
+(`InceptionExtractor`, `domain_classifier(dataset)`); keep features: `store.cached(features, extractor, images)`.
+Also the feature networks of perceptual losses (`perceptual_network`: VGG16, else domain-classifier features)."""
 from __future__ import annotations
 
 import importlib.util
@@ -402,3 +403,78 @@ def domain_classifier(dataset: str, device: str | torch.device | None = None, **
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(cfg.dataset).stem.lower())
     return ClassifierExtractor(model, f"classifier-{slug}-{store.digest(model)[:12]}", device, cfg, metrics,
                                cached=not trained)
+
+
+# ---------------------------------------------------------------- feature networks of perceptual losses
+
+class FeatureMaps(nn.Module):
+    """A frozen network for perceptual losses: the outputs of layers `taps` of `features` (a Sequential), as a list,
+    for images (N, 1, 28, 28) in [0, 1] repeated to len(`mean`) channels and standardised by `mean` and `std`.
+    `name` labels tables and figure titles; `store_key` identifies the weights in result-store keys."""
+
+    def __init__(self, features: nn.Sequential, taps: Sequence[int], name: str, store_key: str | None = None,
+                 mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,)):
+        super().__init__()
+        self.features, self.taps, self.name = features, tuple(taps), name
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.store_key = store_key or f"{name} {store.digest(features)}"
+        self.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> FeatureMaps:
+        return super().train(False)  # frozen: batch norms keep their statistics
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h, maps = (x.expand(-1, self.mean.shape[1], -1, -1) - self.mean) / self.std, []
+        for i, layer in enumerate(self.features[:max(self.taps) + 1]):
+            h = layer(h)
+            if i in self.taps:
+                maps.append(h)
+        return maps
+
+
+VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)  # torchvision's "D"
+VGG16_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet weights, in torch.hub's cache: $TORCH_HOME/hub/checkpoints
+VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"
+
+
+def vgg16_layers() -> nn.Sequential:
+    """VGG16's `features` in plain torch, numbered as torchvision's (its `features.N.*` weights load), last pool cut."""
+    layers, c_in = [], 3
+    for v in VGG16:
+        layers += [nn.MaxPool2d(2)] if v == "M" else [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU()]
+        c_in = c_in if v == "M" else v
+    return nn.Sequential(*layers)
+
+
+def vgg16_perceptual() -> FeatureMaps | None:
+    """LPIPS's VGG16 layers (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3) with torchvision's ImageNet weights, from
+    torch.hub's cache, else downloaded there when online (not with $VAELIB_OFFLINE); None when neither works."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+    if not path.is_file() and not data._online():
+        return None
+    net = FeatureMaps(vgg16_layers(), (3, 8, 15, 22, 29), "VGG16 perceptual (ImageNet)", f"vgg16 {VGG16_FILE}",
+                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    try:
+        state = torch.hub.load_state_dict_from_url(VGG16_URL, map_location="cpu", progress=progress_enabled(),
+                                                   check_hash=True, weights_only=True)
+        net.load_state_dict({k: v for k, v in state.items() if k.startswith("features.")})
+    except Exception as e:
+        if path.is_file():
+            raise InputError(f"{path}: unreadable or not VGG16 ({type(e).__name__}); expected torchvision's "
+                             f"{VGG16_FILE} (delete the file to download it again)") from None
+        warnings.warn(f"perceptual: {VGG16_URL} not downloaded ({e}); using domain features", RuntimeWarning)
+        return None
+    return net
+
+
+def perceptual_network(dataset: str, device: str | torch.device | None = None, **classifier_overrides) -> FeatureMaps:
+    """The feature network of perceptual losses: VGG16 with ImageNet weights (`vgg16_perceptual`) when available,
+    else the ReLU outputs of the three conv blocks of `dataset`'s domain classifier (`domain_classifier`, trained
+    through the store; `classifier_overrides` go to it), named "domain perceptual (<classifier>)"."""
+    net = vgg16_perceptual()
+    if net is None:
+        ext = domain_classifier(dataset, device, **classifier_overrides)
+        net = FeatureMaps(ext.model.body, (2, 6, 10), f"domain perceptual ({ext.name})",
+                          f"domain perceptual {ext.store_key}")
+    return net.to(resolve_device(device))

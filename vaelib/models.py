@@ -1,10 +1,13 @@
-"""VAE models for 28×28 images: an MLP VAE (784-400-z by default) and a conv VAE (seed 003).
+"""VAE models for 28×28 images: an MLP VAE (784-400-z by default), a conv VAE (seed 003), its tanh/MSE variant
+(seed 002), a VAE of U-Net blocks with attention (seed 001), and a PatchGAN discriminator.
 
-Encoders return (μ, log σ²); decoders return logits (N, 1, 28, 28): apply ``torch.sigmoid`` for
-pixel probabilities. Any latent size.
+Encoders return (μ, log σ²); decoders return logits (N, 1, 28, 28), or pre-tanh values for ``output == "tanh"``
+models: ``to_pixels`` maps either to pixels in [0, 1], which ``reconstruct``, ``generate`` and ``sample`` return.
+Any latent size. A conditional model (``num_classes`` > 0) takes class labels ``y`` in every call.
 """
 from __future__ import annotations
 
+import math
 import uuid
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,10 +18,16 @@ from torch import nn
 from .errors import InputError
 
 
+def _cond(y, device: torch.device | None = None) -> tuple:
+    """The extra argument of a conditional model's encode/decode: () without labels, else (y,) on ``device``."""
+    return () if y is None else (torch.as_tensor(y, device=device),)
+
+
 class VAE(nn.Module):
     """Shared VAE behaviour: reparameterised forward pass, reconstruction from μ, prior samples."""
 
     arch = "base"
+    output = "logits"  # how decoder outputs map to pixels: "logits" (sigmoid) or "tanh" ((tanh + 1) / 2)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -26,38 +35,49 @@ class VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, y: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, μ, log σ²) with z = μ + σ·ε, ε ~ N(0, I)."""
-        mu, logvar = self.encode(x)
+        """(decoder output, μ, log σ²) with z = μ + σ·ε, ε ~ N(0, I); ``y``: class labels of a conditional model."""
+        mu, logvar = self.encode(x, *_cond(y))
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return self.decode(mu + torch.exp(0.5 * logvar) * eps), mu, logvar
+        return self.decode(mu + torch.exp(0.5 * logvar) * eps, *_cond(y)), mu, logvar
+
+    def to_pixels(self, out: torch.Tensor) -> torch.Tensor:
+        """Decoder outputs as pixels in [0, 1]: sigmoid of logits, or (tanh + 1) / 2."""
+        return torch.sigmoid(out) if self.output == "logits" else (torch.tanh(out) + 1) / 2
+
+    def last_layer(self) -> torch.Tensor:
+        """The decoder's last weight (where an adaptive adversarial weight compares gradients)."""
+        return self.dec[-1].weight
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel probabilities decoded from the posterior mean μ (no sampling)."""
-        return torch.sigmoid(self.decode(self.encode(x)[0]))
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixels in [0, 1] decoded from the posterior mean μ (no sampling)."""
+        c = _cond(y, x.device)
+        return self.to_pixels(self.decode(self.encode(x, *c)[0], *c))
 
     @torch.no_grad()
-    def latents(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def latents(self, x: torch.Tensor, batch_size: int = 1024, y: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior means μ of ``x`` (float N×1×28×28), batched, returned on the CPU."""
         was_training = self.training
         self.eval()
-        out = torch.cat([self.encode(x[i:i + batch_size].to(self.device))[0].cpu()
+        out = torch.cat([self.encode(x[i:i + batch_size].to(self.device),
+                                     *_cond(None if y is None else y[i:i + batch_size], self.device))[0].cpu()
                          for i in range(0, len(x), batch_size)])
         self.train(was_training)
         return out
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Pixel probabilities for latent codes ``z``."""
-        return torch.sigmoid(self.decode(z.to(self.device)))
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixels in [0, 1] for latent codes ``z``."""
+        return self.to_pixels(self.decode(z.to(self.device), *_cond(y, self.device)))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, scale: float = 1.0,
+               y: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` images decoded from z ~ N(0, scale² I)."""
         z = torch.randn(n, self.latent_dim, generator=generator, device=generator.device if generator else "cpu")
-        return self.generate(scale * z)
+        return self.generate(scale * z, y)
 
     @property
     def device(self) -> torch.device:
@@ -131,11 +151,136 @@ class ConvVAE(VAE):
         return self.dec(self.dec_fc(z).view(-1, 64, 7, 7))
 
 
-ARCHS = {"mlp": MLPVAE, "conv": ConvVAE}
+class TanhConvVAE(ConvVAE):
+    """Seed 002's conv VAE: the conv VAE's layers, its decoder ending in tanh, so that images live in [−1, 1]:
+    trained with likelihood "mse", Σ (tanh(out) − (2x − 1))² plus β·KL (seed 002's α is β); tools return pixels
+    (tanh(out) + 1) / 2."""
+
+    arch, output = "conv-tanh", "tanh"
+
+
+def _norm(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(8, c), c)
+
+
+class ResBlock(nn.Module):
+    """(GroupNorm → SiLU → 3×3 conv) twice, added to the input (through a 1×1 conv when the width changes)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.body = nn.Sequential(_norm(c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1),
+                                  _norm(c_out), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, h):
+        return self.skip(h) + self.body(h)
+
+
+class Attention(nn.Module):
+    """Multi-head attention (residual, GroupNorm first) of a C×H×W map's H·W tokens to each other
+    (self-attention) or, given ``context`` tokens (N, T, C), to those (cross-attention)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.norm, self.attn = _norm(c), nn.MultiheadAttention(c, math.gcd(4, c), batch_first=True)
+
+    def forward(self, h, context=None):
+        q = self.norm(h).flatten(2).transpose(1, 2)
+        kv = q if context is None else context
+        return h + self.attn(q, kv, kv, need_weights=False)[0].transpose(1, 2).reshape(h.shape)
+
+
+class DownBlock(nn.Sequential):
+    """Stride-2 3×3 conv (halves H and W) → ResBlock."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), ResBlock(c_out, c_out))
+
+
+class UpBlock(nn.Sequential):
+    """ResBlock → stride-2 4×4 transposed conv (doubles H and W)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(ResBlock(c_in, c_out), nn.ConvTranspose2d(c_out, c_out, 4, stride=2, padding=1))
+
+
+class MidBlock(nn.Module):
+    """Self-attention (→ cross-attention to class tokens, when conditional) → ResBlock."""
+
+    def __init__(self, c: int, cross: bool = False):
+        super().__init__()
+        self.attn, self.cross, self.res = Attention(c), Attention(c) if cross else None, ResBlock(c, c)
+
+    def forward(self, h, context=None):
+        h = self.attn(h)
+        return self.res(h if self.cross is None else self.cross(h, context))
+
+
+class UNetVAE(VAE):
+    """Seed 001's VAE of U-Net blocks. Encoder: 3×3 conv → DownBlocks (28 → 14 → 7) → MidBlock (self-attention
+    over the 7×7 tokens) → GroupNorm, SiLU, flatten → (μ, log σ²); decoder: Linear → C×7×7 → MidBlock → UpBlocks
+    (7 → 14 → 28) → GroupNorm, SiLU, 3×3 conv → logits. ``channels``: the widths at 14×14 (also 28×28) and 7×7.
+
+    Its skip connections are the residual ones inside the blocks: a VAE cannot pass encoder features to the
+    decoder across the bottleneck, since they would bypass z (and the decoder could not generate from z alone).
+    ``num_classes`` > 0 makes it conditional: both mid blocks cross-attend to 4 learned tokens of the class
+    label ``y``, which every call then needs."""
+
+    arch = "unet"
+
+    def __init__(self, latent_dim: int = 2, channels: Sequence[int] = (32, 64), num_classes: int = 0):
+        super().__init__()
+        widths = [int(c) for c in channels]
+        if len(widths) != 2 or min(widths) < 1 or int(num_classes) < 0:
+            raise InputError(f"channels {channels!r}, num_classes {num_classes!r}: expected two positive widths "
+                             "(14×14 and 7×7 levels) and num_classes >= 0")
+        (c1, c2), cross = widths, num_classes > 0
+        self.latent_dim, self.channels, self.num_classes = latent_dim, widths, int(num_classes)
+        self.embed = nn.Embedding(num_classes, 4 * c2) if cross else None
+        self.enc = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), DownBlock(c1, c1), DownBlock(c1, c2))
+        self.enc_mid, self.enc_out = MidBlock(c2, cross), nn.Sequential(_norm(c2), nn.SiLU(), nn.Flatten())
+        self.enc_mu, self.enc_logvar = nn.Linear(c2 * 49, latent_dim), nn.Linear(c2 * 49, latent_dim)
+        self.dec_fc, self.dec_mid = nn.Linear(latent_dim, c2 * 49), MidBlock(c2, cross)
+        self.dec = nn.Sequential(UpBlock(c2, c1), UpBlock(c1, c1), _norm(c1), nn.SiLU(), nn.Conv2d(c1, 1, 3, padding=1))
+
+    def _context(self, y):
+        if (y is None) != (self.embed is None):
+            expected = f"class labels in [0, {self.num_classes})" if y is None else "none (an unconditional model)"
+            raise InputError(f"y: {'missing' if y is None else 'given'}; expected {expected}")
+        return None if y is None else self.embed(y).view(len(y), 4, -1)
+
+    def encode(self, x, y=None):
+        h = self.enc_out(self.enc_mid(self.enc(x), self._context(y)))
+        return self.enc_mu(h), self.enc_logvar(h)
+
+    def decode(self, z, y=None):
+        return self.dec(self.dec_mid(self.dec_fc(z).view(len(z), -1, 7, 7), self._context(y)))
+
+    def config(self) -> dict:
+        return {**super().config(), "channels": self.channels, "num_classes": self.num_classes}
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN for 28×28 images (Isola et al. 2017): 4×4 stride-2 convs with LeakyReLU(0.2), no normalisation
+    (28 → 14 → 7), then a 3×3 conv: a 7×7 map of logits, each judging an 18×18 patch. Input: pixels in [0, 1]."""
+
+    def __init__(self, channels: Sequence[int] = (32, 64)):
+        super().__init__()
+        layers, c_in = [], 1
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            c_in = c
+        self.net = nn.Sequential(*layers, nn.Conv2d(c_in, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(2 * x - 1)
+
+
+ARCHS = {"mlp": MLPVAE, "conv": ConvVAE, "conv-tanh": TanhConvVAE, "unet": UNetVAE}
 
 
 def build_model(arch: str, latent_dim: int, **kwargs) -> VAE:
-    """A fresh model of architecture ``arch`` ("mlp" or "conv")."""
+    """A fresh model of architecture ``arch`` (a key of ``ARCHS``)."""
     if arch not in ARCHS:
         raise InputError(f"architecture {arch!r}: unknown; expected one of {sorted(ARCHS)}")
     if int(latent_dim) < 1:
@@ -153,19 +298,24 @@ def check_saved(blob: Any, where: str) -> dict:
     if not isinstance(blob, dict) or "model_config" not in blob or "state_dict" not in blob:
         raise InputError(f"{where}: not a vaelib model; expected keys 'model_config' and 'state_dict'")
     cfg, state = blob["model_config"], blob["state_dict"]
-    expected = (f"expected {{'arch': {' or '.join(map(repr, ARCHS))}, 'latent_dim': 1 to {MAX_LATENT}, and for mlp "
-                f"'hidden': 1 to {MAX_LAYERS} widths from 1 to {MAX_WIDTH}}}")
+    expected = (f"expected {{'arch': {' or '.join(map(repr, ARCHS))}, 'latent_dim': 1 to {MAX_LATENT}, for mlp "
+                f"'hidden' and for unet 'channels': 1 to {MAX_LAYERS} widths from 1 to {MAX_WIDTH}, for unet "
+                f"'num_classes' 0 to {MAX_WIDTH}}}")
     if not isinstance(cfg, dict):
         raise InputError(f"{where}: model_config is a {type(cfg).__name__}; {expected}")
-    allowed = ("arch", "latent_dim", "hidden") if cfg.get("arch") == "mlp" else ("arch", "latent_dim")
-    z, hidden = cfg.get("latent_dim"), cfg.get("hidden", 400)
-    widths = [hidden] if type(hidden) is int else hidden
+    options = {"mlp": {"hidden": 400}, "unet": {"channels": [32, 64], "num_classes": 0}}.get(cfg.get("arch"), {})
+    z = cfg.get("latent_dim")
     bad = [] if cfg.get("arch") in ARCHS else [f"arch {cfg.get('arch')!r}"]
-    bad += [f"unknown key {k!r}" for k in cfg if k not in allowed]
+    bad += [f"unknown key {k!r}" for k in cfg if k not in ("arch", "latent_dim", *options)]
     bad += [] if type(z) is int and 1 <= z <= MAX_LATENT else [f"latent_dim {z!r}"]
-    if not (isinstance(widths, (list, tuple)) and 1 <= len(widths) <= MAX_LAYERS
-            and all(type(w) is int and 1 <= w <= MAX_WIDTH for w in widths)):
-        bad.append(f"hidden {hidden!r}")
+    for name in ("hidden", "channels"):
+        value = cfg.get(name, options.get(name))
+        widths = [value] if type(value) is int else value
+        if name in options and not (isinstance(widths, (list, tuple)) and 1 <= len(widths) <= MAX_LAYERS
+                                    and all(type(w) is int and 1 <= w <= MAX_WIDTH for w in widths)):
+            bad.append(f"{name} {value!r}")
+    n = cfg.get("num_classes", 0)
+    bad += [] if type(n) is int and 0 <= n <= MAX_WIDTH else [f"num_classes {n!r}"]
     if bad:
         raise InputError(f"{where}: model_config has {', '.join(bad)}; {expected}")
     with torch.device("meta"):  # shapes only: no memory
