@@ -318,8 +318,11 @@ def check_saved(blob: Any, where: str) -> dict:
     bad += [] if type(n) is int and 0 <= n <= MAX_WIDTH else [f"num_classes {n!r}"]
     if bad:
         raise InputError(f"{where}: model_config has {', '.join(bad)}; {expected}")
-    with torch.device("meta"):  # shapes only: no memory
-        ref = build_model(**cfg).state_dict()
+    try:
+        with torch.device("meta"):  # shapes only: no memory
+            ref = build_model(**cfg).state_dict()
+    except InputError as e:
+        raise InputError(f"{where}: model_config {cfg}: {e}") from None
     names = set(state) if isinstance(state, dict) else set()
     if names != set(ref) or not all(isinstance(t, torch.Tensor) and t.layout == torch.strided for t in state.values()):
         raise InputError(f"{where}: weights do not match {cfg} (missing {sorted(set(ref) - names)[:3]}, "

@@ -496,16 +496,17 @@ LENGTH = ("epochs", "min_steps", "patience")  # what a resumed run may change: i
 
 
 def train_or_load(cfg: RunConfig, device: str | torch.device | None = None, progress: bool | None = None,
-                  resume_from: RunConfig | None = None) -> Run:
+                  resume_from: RunConfig | None = None, perceptual_net: torch.nn.Module | None = None) -> Run:
     """The run of ``cfg`` from the result store, trained (resuming an interrupted training) if missing.
     ``resume_from``: the config of an earlier run (trained or loaded first) that differs only in ``LENGTH``;
-    this run continues its training, so its curves continue that run's (e.g. 10 epochs, then 20 resumed)."""
+    this run continues its training, so its curves continue that run's (e.g. 10 epochs, then 20 resumed).
+    ``perceptual_net``: the feature network of the perceptual term (default ``fid.perceptual_network(cfg.dataset)``)."""
     data = load_run_data(cfg)
     device = resolve_device(device)
     net, earlier = None, None
     if cfg.perceptual:
         from .fid import perceptual_network  # (fid imports this module)
-        net = perceptual_network(cfg.dataset, device)
+        net = (perceptual_net or perceptual_network(cfg.dataset, device)).to(device)
     if resume_from is not None:
         diff = [f"{f.name} {getattr(resume_from, f.name)!r} there, {getattr(cfg, f.name)!r} here"
                 for f in dataclasses.fields(cfg) if f.name not in LENGTH
@@ -513,7 +514,7 @@ def train_or_load(cfg: RunConfig, device: str | torch.device | None = None, prog
         if diff:
             raise InputError(f"resume_from {resume_from.label}: another run ({'; '.join(diff)}); expected the "
                              f"same run but for its training length ({', '.join(LENGTH)})")
-        earlier = train_or_load(resume_from, device, progress)
+        earlier = train_or_load(resume_from, device, progress, perceptual_net=perceptual_net)
     key = store.key(_train, cfg, data.train, data.val, data.test, net, earlier and earlier.key)
     checkpoint = store.root() / ".partial" / key[:16] / "checkpoint.pt"  # fit creates the folder
     value, trained = store.compute(key, "vaelib.train._train", lambda: _train(
