@@ -74,6 +74,22 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         smoke=dict(seeds=[0], epochs=3, min_steps=0, patience=2, n_train=450, val_fraction=0.2, manifold_n=6,
                    n_draws=2, n_grid=4),
         runs=[dict(dataset="mnist", arch="mlp", classes=(1, 4, 8))]),
+    "07_sharp_vae": dict(  # seed 001: U-Net-block VAE with attention on MNIST; ablation pixel / +perceptual / +PatchGAN
+        full=dict(seed=0, latent_dim=[2, 4, 16], channels=(32, 64), epochs=20, batch_size=128, lr=1e-3, adv_warmup=300,
+                  n_train=None, n_test=None, snapshot_n=1000, eval_n=500, gif_fps=4, n_eval=1000, classifier_epochs=None,
+                  classifier_n_train=None),
+        smoke=dict(latent_dim=[2], channels=(8, 16), epochs=2, adv_warmup=2, n_train=256, n_test=200, snapshot_n=64,
+                   eval_n=32, n_eval=64, classifier_epochs=1, classifier_n_train=500),
+        runs=[dict(dataset="mnist", arch="unet"), dict(dataset="mnist", arch="unet", perceptual=1.0),
+              dict(dataset="mnist", arch="unet", perceptual=1.0, adversarial=0.5)]),
+    "08_tanh_mse_vae": dict(  # seed 002: conv VAE, tanh decoder on [-1, 1], MSE + α·KL (α is our β), on EMNIST digits
+        full=dict(seed=0, dataset="emnist-digits", fallback="mnist", beta=1.0, batch_size=64, lr=1e-3,
+                  long_epochs=128, long_min_steps=6000, short_epochs=32, short_min_steps=2000, resume_at=0.5,
+                  n_train=None, n_test=None, snapshot_n=1000, gif_fps=8, traversal_steps=40, n_traverse=4),
+        smoke=dict(long_epochs=2, long_min_steps=0, short_epochs=1, short_min_steps=0, n_train=256, n_test=200,
+                   snapshot_n=64, traversal_steps=6, n_traverse=2),
+        runs=[dict(arch="conv-tanh", likelihood="mse", latent_dim=2, prefix="long_"),
+              dict(arch="conv-tanh", likelihood="mse", latent_dim=8, prefix="short_")]),
 }
 
 
