@@ -87,7 +87,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   long_epochs=128, long_min_steps=6000, short_epochs=32, short_min_steps=2000, resume_at=0.5,
                   n_train=None, n_test=None, snapshot_n=1000, gif_fps=8, traversal_steps=40, n_traverse=4),
         smoke=dict(long_epochs=2, long_min_steps=0, short_epochs=1, short_min_steps=0, n_train=256, n_test=200,
-                   snapshot_n=64, traversal_steps=6, n_traverse=2),
+                   snapshot_n=32, traversal_steps=4, n_traverse=2),
         runs=[dict(arch="conv-tanh", likelihood="mse", latent_dim=2, prefix="long_"),
               dict(arch="conv-tanh", likelihood="mse", latent_dim=8, prefix="short_")]),
 }
