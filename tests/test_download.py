@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import io
 import threading
+import time
 import zipfile
 
 import numpy as np
@@ -18,21 +19,29 @@ from helpers import idx_bytes
 
 PAYLOAD = gzip.compress(idx_bytes(np.arange(784, dtype=np.uint8).reshape(1, 28, 28)))
 DIGEST = hashlib.sha256(gzip.decompress(PAYLOAD)).hexdigest()  # registry digests are of the IDX content
+STALL = b"<stall>"  # a route's status (no answer at all) or its body's end (headers and part of the body, then silence)
 
 
 @pytest.fixture
 def server(monkeypatch):
-    """Serves ``routes`` (path → (status, body, declared length or None)); records each requested path."""
-    routes, requests = {}, []
+    """Serves ``routes`` (path → (status, body, declared length or None)); records each requested path. Status
+    ``STALL`` never answers; a body followed by ``STALL`` is sent (headers and all) and then the server stalls."""
+    routes, requests, release = {}, [], threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             requests.append(self.path)
             status, body, length = routes.get(self.path, (404, b"not found", None))
+            if status == STALL:
+                release.wait()
+                return
             self.send_response(status)
             self.send_header("Content-Length", str(len(body) if length is None else length))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(body.removesuffix(STALL))
+            if body.endswith(STALL):
+                self.wfile.flush()
+                release.wait()
 
         def log_message(self, *args):
             pass
@@ -41,6 +50,7 @@ def server(monkeypatch):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}", routes, requests
+    release.set()
     httpd.shutdown()
     httpd.server_close()
 
@@ -125,3 +135,49 @@ def test_emnist_from_its_release_zip(server, tmp_path, monkeypatch):
     assert load_dataset("emnist-digits", "train").provenance["source"] == "download-cache"
     assert load_dataset("emnist-mnist", "train").provenance["source"] == "download"  # from the kept zip
     assert requests == ["/mirror1/gzip.zip", "/mirror2/gzip.zip"]
+
+
+@pytest.mark.parametrize("stall", ["no answer", "headers then silence"])
+def test_a_stalled_server_is_given_up_after_the_timeout(server, tmp_path, stall):
+    """A mirror that accepts the request and then goes silent costs ``timeout`` seconds, not forever; the error
+    names the URL, what was expected, and the digest; the next mirror is tried; nothing lands in ``dest``."""
+    url, routes, requests = server
+    routes["/a/f.gz"] = (STALL, b"", None) if stall == "no answer" else (200, PAYLOAD[:10] + STALL, len(PAYLOAD))
+    expected = ("no response within 0.3 s; expected HTTP headers, then the file" if stall == "no answer" else
+                f"no data for 0.3 s after 10 of {len(PAYLOAD)} bytes; expected the rest of the file")
+    t0 = time.perf_counter()
+    with pytest.raises(data.DataUnavailable) as err:
+        get(url, tmp_path / "d", ["a"], timeout=0.3)
+    assert time.perf_counter() - t0 < 10
+    message = str(err.value)
+    assert f"{url}/a/f.gz: stalled: {expected}" in message and f"expected a file whose gunzipped SHA-256 is " \
+        f"{DIGEST[:16]}…" in message and "\n" not in message
+    assert list((tmp_path / "d").iterdir()) == []
+    routes["/b/f.gz"] = (200, PAYLOAD, None)  # a stalled mirror, then a good one
+    assert get(url, tmp_path / "d", ["a", "b"], timeout=0.3) and requests[-2:] == ["/a/f.gz", "/b/f.gz"]
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["f.gz"]
+
+
+def test_the_default_timeout_is_a_module_setting(server, tmp_path, monkeypatch):
+    url, routes, _ = server
+    routes["/a/f.gz"] = (STALL, b"", None)
+    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 0.2)
+    with pytest.raises(data.DataUnavailable, match=r"/a/f.gz: stalled: no response within 0.2 s"):
+        get(url, tmp_path / "d", ["a"])
+
+
+def test_every_failure_names_the_url_and_the_expected_digest(server, tmp_path):
+    url, routes, _ = server
+    routes["/a/f.gz"] = (200, b"plain text, not gzip", None)
+    routes["/b/f.gz"] = (500, b"oops", None)
+    with pytest.raises(data.DataUnavailable) as err:
+        get(url, tmp_path / "d", ["a", "b", "c"])
+    message = str(err.value)
+    for part in (f"{url}/a/f.gz: not gzip content (BadGzipFile", f"{url}/b/f.gz: HTTP Error 500",
+                 f"{url}/c/f.gz: HTTP Error 404", f"SHA-256 is {DIGEST[:16]}…"):
+        assert part in message, (part, message)
+    assert list((tmp_path / "d").iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match=r"file: not a folder .*; expected a folder to download f.gz into"):
+        get(url, tmp_path / "file", ["a"])
+    assert (tmp_path / "file").read_text() == "x"

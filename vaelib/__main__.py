@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from .errors import InputError, NotebookError
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's hook (subcommands too): one InputError line, exit status 2
+        raise InputError(f"{message}; expected `{' '.join(self.format_usage().split()).removeprefix('usage: ')}`")
+
+
+def _days(text: str) -> float:
+    """An argparse type: a finite number of days ≥ 0 (a negative one would prune every entry)."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = float("nan")
+    if not (math.isfinite(days) and days >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days; expected a finite number ≥ 0")
+    return days
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vaelib")
+    parser = _Parser(prog="python -m vaelib")
     sub = parser.add_subparsers(dest="command", required=True)
     report = sub.add_parser("report", help="execute the notebooks with papermill and write reports/REPORT.md")
     report.add_argument("--profile", default=None, help="smoke | full | paper (default: $VAELIB_PROFILE or full)")
@@ -20,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--only", metavar="CHAPTER", help="one chapter's runs (a stem such as 02_latent_sizes)")
     st = sub.add_parser("store", help="list, verify or prune the result store ($VAELIB_RUNS or runs/)")
     st.add_argument("action", choices=("list", "verify", "prune"))
-    st.add_argument("--older-than", type=float, metavar="DAYS", help="prune: also entries unused for DAYS days")
+    st.add_argument("--older-than", type=_days, metavar="DAYS", help="prune: also entries unused for DAYS days")
     st.add_argument("--dry-run", action="store_true", help="prune: only say what would be deleted")
     return parser
 
@@ -77,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         from . import cli
 
         return cli.main(argv) or 0
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         if args.command == "report":
             from .experiments import default_profile
             from .report import run_report

@@ -289,3 +289,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 RUN = {"train": _train, "test_reconstruction": _test_reconstruction, "test_classifier": _test_classifier}
+
+if __name__ == "__main__":  # python -m vaelib.cli ...
+    sys.exit(main())

@@ -320,17 +320,43 @@ def _online() -> bool:
         return hasattr(e, "code")
 
 
+DOWNLOAD_TIMEOUT = 60.0  # seconds a mirror may stay silent (connecting, before its headers, or mid-file)
+
+
+def _stalled(e: BaseException) -> bool:
+    """Whether ``e`` (from urlopen or a read) is a socket timeout, bare or wrapped in a URLError."""
+    return isinstance(e, TimeoutError) or isinstance(getattr(e, "reason", None), TimeoutError)
+
+
 def _fetch(url: str, target: Path, expected: str, gunzip: bool, timeout: float) -> None:
-    """``url`` into ``target`` through a temporary file, renamed only once whole and of SHA-256 ``expected``."""
+    """``url`` into ``target`` through a temporary file, renamed only once whole and of SHA-256 ``expected``.
+    A server silent for ``timeout`` seconds (before its headers or between two reads) is given up."""
     tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+    answered, declared, got = False, None, 0
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f, 1 << 20)
-            declared, got = r.headers.get("Content-Length"), f.tell()
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+                answered, declared = True, r.headers.get("Content-Length")
+                while chunk := r.read1(1 << 20):  # what has arrived: a stall keeps the count
+                    got += f.write(chunk)
+        except OSError as e:
+            if not _stalled(e):
+                raise
+            if not answered:
+                raise InputError(f"stalled: no response within {timeout:g} s; expected HTTP headers, then the file"
+                                 ) from None
+            size = f" of {declared}" if declared is not None else ""
+            raise InputError(f"stalled: no data for {timeout:g} s after {got}{size} bytes; expected the rest of "
+                             "the file") from None
         if declared is not None and got != int(declared):
             raise InputError(f"truncated: received {got} of {declared} bytes")
-        with (gzip.open if gunzip else open)(tmp, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        try:
+            with (gzip.open if gunzip else open)(tmp, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except (OSError, EOFError) as e:
+            if not gunzip:
+                raise
+            raise InputError(f"not gzip content ({type(e).__name__}: {e}); expected a gzip-compressed file") from None
         if digest != expected:
             raise InputError(f"SHA-256{' of its gunzipped content' if gunzip else ''} is {digest[:16]}…; "
                              f"expected {expected[:16]}…")
@@ -340,15 +366,22 @@ def _fetch(url: str, target: Path, expected: str, gunzip: bool, timeout: float) 
 
 
 def download(names: Sequence[str], dest: str | Path, mirrors: Sequence[str], sha256: dict[str, str],
-             gunzip: bool = False, online: bool | None = None, timeout: float = 60) -> list[Path] | None:
+             gunzip: bool = False, online: bool | None = None, timeout: float | None = None) -> list[Path] | None:
     """Each of ``names`` into ``dest`` from the first of ``mirrors`` (URL prefixes) that serves it whole with
     SHA-256 ``sha256[name]`` (of its gunzipped content when ``gunzip``); files already there are kept. Offline
-    (``online`` None: ``$VAELIB_OFFLINE``, else a probe) it returns None without a request. A file no mirror
-    serves is a ``DataUnavailable`` naming each mirror's failure; nothing partial is ever left in ``dest``."""
+    (``online`` None: ``$VAELIB_OFFLINE``, else a probe) it returns None without a request. A mirror silent for
+    ``timeout`` seconds (default ``DOWNLOAD_TIMEOUT``) is given up. A file no mirror serves is a
+    ``DataUnavailable`` naming each URL and its failure and the expected SHA-256; nothing partial is ever left in
+    ``dest``."""
     if not (_online() if online is None else online):
         return None
+    timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way
+        raise InputError(f"{dest}: not a folder ({e.strerror or e}); expected a folder to download "
+                         f"{', '.join(names)} into") from None
     for name in names:
         if name not in sha256:
             raise InputError(f"{name}: no SHA-256 to check it against; expected one in sha256")
@@ -358,7 +391,7 @@ def download(names: Sequence[str], dest: str | Path, mirrors: Sequence[str], sha
                 _fetch(url, target, sha256[name], gunzip, timeout)
                 break
             except Exception as e:
-                errors.append(f"{url}: {e}")
+                errors.append(f"{url}: {' '.join(str(e).split()) or type(e).__name__}")
         if not target.is_file():
             raise DataUnavailable(f"{target}: download failed ({'; '.join(errors) or 'no mirrors'}); expected a "
                                   f"file whose{' gunzipped' if gunzip else ''} SHA-256 is {sha256[name][:16]}…")
@@ -438,7 +471,8 @@ def _local_idx(spec: DatasetSpec, split: str, root: str | Path | None) -> tuple[
     for source, base in ((s, Path(b)) for s, b in bases if b):
         chosen = {"explicit": "root", "VAELIB_DATA": "$VAELIB_DATA"}.get(source)
         if chosen and not base.is_dir():
-            raise InputError(f"{base} ({chosen}): no such folder; expected a folder holding {spec.name} IDX files")
+            raise InputError(f"{base} ({chosen}): {'not a folder' if base.exists() else 'no such folder'}; "
+                             f"expected a folder holding {spec.name} IDX files")
         for folder in (base / sub for sub in subs):
             found = [next((c for c in (folder / f, folder / f[:-3]) if c.is_file()), None) for f in spec.files[split]]
             if None not in found:
