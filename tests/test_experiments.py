@@ -47,7 +47,7 @@ def test_seeds_give_one_run_per_training_seed_and_seed_stays_the_chapters():
     assert [(c.latent_dim, c.seed) for c in experiments.runs(p)] == [(z, s) for z in (2, 16) for s in (0, 1, 2)]
     assert [c.seed for c in experiments.runs(experiments.settings("02_latent_sizes", "smoke"))] == [0, 0]  # one seed
     # the GIFs show the first seed: only its runs keep snapshots
-    assert [(c.seed, c.snapshot_n) for c in experiments.runs(p)][:3] == [(0, 2000), (1, 0), (2, 0)]
+    assert [(c.seed, c.snapshot_n, c.eval_n) for c in experiments.runs(p)][:3] == [(0, 2000, 1000), (1, 0, 0), (2, 0, 0)]
     sweep = experiments.runs(experiments.settings("03_beta_sweep", "full"))[1:]
     assert [c.snapshot_n for c in sweep] == [600, 0, 0] * 3
     assert experiments.runs(experiments.settings("06_gmm", "full", {"seeds": []})) == []

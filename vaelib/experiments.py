@@ -6,7 +6,7 @@ its run templates. A run template fixes some ``RunConfig`` fields; every other f
 setting of the same name (with the template's ``prefix`` first), and a list-valued setting gives
 one run per value (but ``classes``, ``hidden`` and ``channels`` are one value each). The setting ``seeds`` (a list)
 gives one run per training seed, while ``seed`` stays the chapter's seed for its own draws; only the first seed's
-runs keep training snapshots, since the GIFs show that seed. A profile only changes sizes, never code paths.
+runs keep training snapshots and per-epoch evaluation (``eval_n``), since the GIFs and curves show that seed. A profile only changes sizes, never code paths.
 
 Training budgets (issue: models trained to convergence): ``epochs`` is the seed report's epoch count,
 ``min_steps`` raises it on small data (the 5,000-image MNIST sample gives ~30 optimiser steps per
@@ -147,8 +147,8 @@ def runs(p: SimpleNamespace) -> list[RunConfig]:
         for f, options in grid:
             combos = [{**c, f: o} for c in combos for o in options]
         configs = [RunConfig(**{**values, **fixed, **combo}) for combo in combos]
-        if isinstance(values.get("seed"), list):  # snapshots (GIFs) only for the first seed: figures show that one
-            configs = [c if c.seed == values["seed"][0] else dataclasses.replace(c, snapshot_n=0) for c in configs]
+        if isinstance(values.get("seed"), list):  # snapshots (GIFs) and per-epoch curves: the first seed's, shown
+            configs = [c if c.seed == values["seed"][0] else dataclasses.replace(c, snapshot_n=0, eval_n=0) for c in configs]
         out += configs
     return out
 
