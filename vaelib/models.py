@@ -353,16 +353,22 @@ def save_model(model: VAE, path: str | Path, extra: dict | None = None) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def read_torch_file(path: str | Path, expected: str, kind: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU (never executes code from the file); InputError naming
+    the file and ``expected`` when it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; {expected}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"{path}: unreadable {kind + ' ' if kind else ''}({type(e).__name__}); {expected}") from None
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict]:
     """Rebuild a model saved by ``save_model`` (never executes code from the file; checked by ``check_saved``);
     (model, file dict)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found; expected a model file written by vaelib")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(f"{path}: unreadable model file ({type(e).__name__}); expected a vaelib .pth") from None
+    blob = read_torch_file(path, "expected a model file written by vaelib", kind="model file")
     model = build_model(**check_saved(blob, str(path)))
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval(), blob

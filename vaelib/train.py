@@ -29,7 +29,7 @@ from .data import ImageSet, batches, filter_classes, load_dataset, take, to_floa
 from .errors import InputError
 from .losses import adaptive_weight, discriminator_loss, elbo_terms, generator_loss, perceptual_distance
 from .metrics import mse, psnr, ssim
-from .models import VAE, PatchDiscriminator, build_model
+from .models import VAE, PatchDiscriminator, build_model, read_torch_file
 
 
 def seed_everything(seed: int) -> int:
@@ -152,12 +152,7 @@ def _read_checkpoint(path: str | Path, expected: dict) -> dict:
     under "training_state"; loaded with ``weights_only=True``. InputError naming the file when it is missing,
     unreadable, or written for another model or settings than ``expected`` (model config and settings)."""
     path, what = Path(path), "expected a training checkpoint written by vaelib (fit or `vae train`)"
-    if not path.is_file():
-        raise InputError(f"{path}: file not found; {what}")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(f"{path}: unreadable ({type(e).__name__}); {what}") from None
+    saved = read_torch_file(path, what)
     saved = saved.get("training_state", saved) if isinstance(saved, dict) else saved
     if not isinstance(saved, dict) or not {"model_config", "settings", "model", "optimizer", "epoch"} <= set(saved):
         raise InputError(f"{path}: not a training checkpoint; {what}")
