@@ -140,6 +140,30 @@ def test_train_resume_continues_the_training_in_vae_pth_and_refuses_others(files
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
 
 
+def test_train_seed_002s_tanh_mse_vae_and_resume_it(files, tmp_path, capsys):
+    """--arch conv-tanh trains with the MSE likelihood and --beta (seed 002's alpha); --resume continues it bit for
+    bit; a likelihood that does not fit the architecture, or another beta on resume, is one clear error."""
+    base = [files["train"], files["val"], "train"]
+    tanh = ["--arch", "conv-tanh", "--latent-dim", "8", "--beta", "0.5", "--device", "cpu"]
+    one, two, straight = tmp_path / "one.pth", tmp_path / "two.pth", tmp_path / "straight.pth"
+    assert cli.main([*base, one, tmp_path / "g1.pkl", "--epochs", "1", *tanh]) == 0
+    assert "squared error + beta*KL" in capsys.readouterr().out
+    model, _ = load_model(one)
+    assert model.arch == "conv-tanh" and model.output == "tanh"
+    assert torch.load(one, weights_only=True)["training_state"]["settings"]["likelihood"] == "mse"
+    assert cli.main([*base, two, tmp_path / "g2.pkl", "--epochs", "2", *tanh, "--resume", one]) == 0
+    assert cli.main([*base, straight, tmp_path / "g3.pkl", "--epochs", "2", *tanh]) == 0
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (two, straight))
+    assert all(torch.equal(a[k], v) for k, v in b.items())
+    capsys.readouterr()
+    out = [tmp_path / "x.pth", tmp_path / "x.pkl"]
+    assert "likelihood 'mse' for a mlp model" in _fail(capsys, [*base, *out, "--likelihood", "mse", "--epochs", "1"])
+    assert "likelihood 'bernoulli' for a conv-tanh model" in _fail(
+        capsys, [*base, *out, *tanh, "--likelihood", "bernoulli", "--epochs", "1"])
+    assert "beta 0.5 there, 1.0 here" in _fail(capsys, [*base, *out, *tanh[:4], "--resume", one, "--epochs", "2"])
+    assert not any(p.exists() for p in out)
+
+
 def test_reconstruction_matches_scikit_image(files, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main([str(files["test"]), "test_reconstruction", str(files["model"]), "--out", str(tmp_path)]) == 0

@@ -19,6 +19,7 @@ from . import gmm, metrics, plots
 from .data import load_arrays, to_float
 from .experiments import CHAPTERS
 from .errors import InputError
+from .losses import LIKELIHOODS
 from .models import MAX_LATENT, MAX_LAYERS, MAX_WIDTH, VAE, build_model, load_model, save_model
 from .store import atomic_path, atomic_write
 from .train import RunConfig, default_device, epoch_budget, fit, seed_everything
@@ -80,7 +81,11 @@ def _parser(command: str) -> _Parser:
         add("--patience", type=_number(int, 1, 10**6), default=20,
             help="early-stopping patience in epochs (default 20)")
         add("--latent-dim", type=_number(int, 1, MAX_LATENT), default=2, help="latent size (default 2)")
-        add("--arch", choices=("mlp", "conv"), default="mlp", help="default mlp")
+        add("--arch", choices=("mlp", "conv", "conv-tanh"), default="mlp",
+            help="default mlp; conv-tanh is seed 002's tanh-output conv VAE, trained with --likelihood mse")
+        add("--likelihood", choices=LIKELIHOODS, help="reconstruction term: bernoulli (default) or, for conv-tanh "
+            "and only there, mse (its default)")
+        add("--beta", type=_number(float, 0, 1e6), default=1.0, help="weight of the KL term (seed 002's alpha; default 1)")
         add("--hidden", type=_widths, default=HIDDEN, help="the MLP's hidden layer widths, comma-separated (default "
             f"{','.join(map(str, HIDDEN))}, chapter 06's; seed 004's MLP is 400)")
         add("--batch-size", type=_number(int, 1, 2**20), default=128, help="default 128")
@@ -89,7 +94,7 @@ def _parser(command: str) -> _Parser:
             help="seeds Python, NumPy, torch and the GMM: 0 to 2**32-1 (default 0)")
         add("--resume", metavar="PATH", type=Path, help="continue the training saved in PATH, a vae.pth written by "
             "`vae train` (it holds the optimiser and random-generator states and the history): --arch, --latent-dim, "
-            "--hidden, --batch-size, --lr and --seed as then; the epoch budget counts the epochs trained already")
+            "--hidden, --likelihood, --beta, --batch-size, --lr and --seed as then; the epoch budget counts the epochs trained already")
     else:
         kind = "reconstruction grid (.png)" if command == "test_reconstruction" else "predictions (.csv)"
         add("--out", metavar="PATH", help=f"where the {kind} goes: a file with that suffix or a folder "
@@ -190,6 +195,7 @@ def _train(a: argparse.Namespace) -> None:
     epochs, patience = (a.epochs, 0) if a.epochs else (epoch_budget(budget, len(x_tr)), a.patience)
     with tempfile.TemporaryDirectory() as tmp:  # fit's final training state, which vae.pth keeps for --resume
         history = fit(model, x_tr, x_va, epochs=epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=device,
+                      beta=a.beta, likelihood=a.likelihood or ("mse" if model.output == "tanh" else "bernoulli"),
                       val_metrics=True, patience=patience, checkpoint_path=Path(tmp) / "state.pt", checkpoint_every=0,
                       resume_from=a.resume)
         state = torch.load(Path(tmp) / "state.pt", weights_only=True)
@@ -210,7 +216,9 @@ def _train(a: argparse.Namespace) -> None:
     stop += f"; resumed from {a.resume}" if a.resume else ""
     print(f"trained {model.arch} VAE (latent {model.latent_dim}) for {len(history)} epochs on {len(x_tr):,} images "
           f"from {a.train} ({device}, {seconds:.1f} s{stop})")
-    print(f"validation ({len(x_va):,} images, {a.val}): -ELBO {h['val_total']:.2f} nats/image; "
+    loss = "squared error + beta*KL" if model.output == "tanh" else "-ELBO"
+    print(f"validation ({len(x_va):,} images, {a.val}): {loss} {h['val_total']:.2f} "
+          f"{'per image' if model.output == 'tanh' else 'nats/image'}; "
           f"reconstruction from mu: MSE {h['val_mse']:.5f}, SSIM {h['val_ssim']:.4f}")
     print(f"GMM ({len(classes)} components = classes {classes}; {best['covariance_type']} covariance, "
           f"reg_covar {best['reg_covar']:g}, n_init {best['n_init']}, chosen on VAL): validation accuracy "

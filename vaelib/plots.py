@@ -33,6 +33,7 @@ PALETTE = "tab10"
 _TILE_IN, _GIF_DPI = 0.6, 80  # inches per 28x28 tile in grids; GIF frame resolution
 _TITLES = {"total": "−ELBO (nats/image)", "recon": "reconstruction (nats/image)", "kl": "KL (nats/image)",
            "mse": "MSE (from μ)", "psnr": "PSNR dB (from μ)", "ssim": "SSIM (from μ)"}
+_MSE_TITLES = {"total": "squared error + β·KL per image", "recon": "squared error on [−1, 1] per image"}
 
 
 class ReportFigure(Figure):
@@ -120,8 +121,10 @@ def recon_rows(originals: Any, reconstructions: Any, captions: Sequence[str] | N
 
 
 def curves(histories: Any, quantities: Sequence[str] = ("total", "recon", "kl", "mse", "psnr", "ssim"),
-           splits: Mapping[str, str] | None = None, title: str | None = None, ncols: int = 3) -> Figure:
-    """A panel per quantity q present, a colour per run ({label: history} or one), a line style per split p: key p + q."""
+           splits: Mapping[str, str] | None = None, title: str | None = None, ncols: int = 3,
+           likelihood: str = "bernoulli") -> Figure:
+    """A panel per quantity q present, a colour per run ({label: history} or one), a line style per split p: key p + q.
+    ``likelihood`` "mse" (tanh models): the loss panels are squared errors, not nats."""
     runs = histories if isinstance(histories, Mapping) else {"": histories}
     splits = splits or {"train_": "train", "val_": "validation"}
     present = [q for q in quantities if any(r.get(p + q) is not None for h in runs.values() for r in h for p in splits)]
@@ -136,7 +139,8 @@ def curves(histories: Any, quantities: Sequence[str] = ("total", "recon", "kl", 
                 if pts:
                     ax.plot(*zip(*pts), ls=style, color=color, marker="o" if len(pts) < 30 else None, ms=3,
                             label=f"{label} · {split}" if label else split)
-        ax.set(title=_TITLES.get(q, q), xlabel="epoch")
+        titles = {**_TITLES, **(_MSE_TITLES if likelihood == "mse" else {})}
+        ax.set(title=titles.get(q, q), xlabel="epoch")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
     for ax in axes.flat[len(present):]:
