@@ -36,14 +36,14 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         smoke=dict(epochs=2, min_steps=0, patience=2, n_train=1024, manifold_n=6, n_samples=16),
         runs=[dict(dataset="mnist", arch="mlp")]),
     "02_latent_sizes": dict(  # seeds 001/002: conv VAE on MNIST, one run per latent size; GIFs from snapshots
-        full=dict(seed=0, seeds=[0, 1, 2], latent_dim=[2, 4, 8, 16], epochs=30, min_steps=3000, patience=10,
-                  batch_size=128, lr=1e-3, n_train=None, n_test=None, snapshot_n=2000, eval_n=1000, n_traverse=4,
+        full=dict(seed=0, seeds=[0, 1, 2], latent_dim=[2, 4, 8, 16], epochs=30, min_steps=3000, patience=8,
+                  batch_size=128, lr=1e-3, n_train=None, n_test=None, snapshot_n=1000, eval_n=500, n_traverse=4,
                   traversal_steps=40, gif_fps=4),
         smoke=dict(seeds=[0], latent_dim=[2, 4], epochs=2, min_steps=0, patience=2, n_train=256, n_test=200,
                    snapshot_n=100, eval_n=64, n_traverse=2, traversal_steps=6),
         runs=[dict(dataset="mnist", arch="conv")]),
     "03_beta_sweep": dict(  # seed 003: Fashion conv VAE (z=16), and a β sweep on three classes (z=2)
-        full=dict(seed=0, epochs=25, batch_size=128, lr=1e-3, latent_dim=16, n_train=None, n_test=None, eval_n=5000,
+        full=dict(seed=0, epochs=25, batch_size=128, lr=1e-3, latent_dim=16, n_train=None, n_test=None, eval_n=1000,
                   n_recon=16, n_samples=64, sweep_beta=[0.1, 0.5, 1.0], sweep_classes=[0, 1, 7], sweep_latent_dim=2,
                   sweep_seeds=[0, 1, 2], sweep_epochs=20, sweep_n_train=None, sweep_n_test=None, sweep_snapshot_every=25,
                   sweep_snapshot_n=600, sweep_eval_n=0, n_quality=1000, gif_fps=10),
