@@ -28,9 +28,9 @@ def test_unknown_settings_are_rejected_with_the_allowed_ones():
 
 def test_overrides_and_grids():
     p = experiments.settings("02_latent_sizes", "full", {"latent_dim": [3, 5], "epochs": 4, "seeds": [0]})
-    assert [(c.latent_dim, c.epochs, c.arch, c.snapshot_n) for c in experiments.runs(p)] == [(3, 4, "conv", 2000), (5, 4, "conv", 2000)]
+    assert [(c.latent_dim, c.epochs, c.arch, c.snapshot_n) for c in experiments.runs(p)] == [(3, 4, "conv", 1000), (5, 4, "conv", 1000)]
     sweep = experiments.runs(experiments.settings("03_beta_sweep", "full"))
-    assert sweep[0] == RunConfig(dataset="fashion-mnist", arch="conv", latent_dim=16, epochs=25, eval_n=5000)
+    assert sweep[0] == RunConfig(dataset="fashion-mnist", arch="conv", latent_dim=16, epochs=25, eval_n=1000)
     assert [(c.beta, c.seed, c.latent_dim, c.classes, c.epochs, c.snapshot_every, c.eval_n) for c in sweep[1:]] == [
         (b, s, 2, (0, 1, 7), 20, 25, 0) for b in (0.1, 0.5, 1.0) for s in (0, 1, 2)]
     assert experiments.runs(experiments.settings("04_frozen_mu", "full")) == sweep[:1]
@@ -47,7 +47,7 @@ def test_seeds_give_one_run_per_training_seed_and_seed_stays_the_chapters():
     assert [(c.latent_dim, c.seed) for c in experiments.runs(p)] == [(z, s) for z in (2, 16) for s in (0, 1, 2)]
     assert [c.seed for c in experiments.runs(experiments.settings("02_latent_sizes", "smoke"))] == [0, 0]  # one seed
     # the GIFs show the first seed: only its runs keep snapshots
-    assert [(c.seed, c.snapshot_n, c.eval_n) for c in experiments.runs(p)][:3] == [(0, 2000, 1000), (1, 0, 0), (2, 0, 0)]
+    assert [(c.seed, c.snapshot_n, c.eval_n) for c in experiments.runs(p)][:3] == [(0, 1000, 500), (1, 0, 0), (2, 0, 0)]
     sweep = experiments.runs(experiments.settings("03_beta_sweep", "full"))[1:]
     assert [c.snapshot_n for c in sweep] == [600, 0, 0] * 3
     assert experiments.runs(experiments.settings("06_gmm", "full", {"seeds": []})) == []
