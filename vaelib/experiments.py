@@ -79,7 +79,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         # Bernoulli reconstruction, so 50 makes it ~20 % there; adversarial: × VQGAN's adaptive weight, from step
         # adv_warmup (of ~29 per epoch on the 5k sample); perceptual_seed: the perceptual network's classifier seed,
         # another than the FID classifier's (seed), so that the loss does not optimise the features FID measures.
-        # Full: ~580 steps per run, ~13 min on an unloaded 2-core CPU (9 runs, eval, GIFs, one classifier). A GPU run (full MNIST,
+        # Full: ~580 steps per run; measured 22 min cold on a 2-core CPU (9 runs: 78 s pixel, ~160 s + perceptual, ~215 s + PatchGAN). A GPU run (full MNIST,
         # 422 steps per epoch) would use channels=(32, 64), adv_warmup=2000, snapshot_n=2000, eval_n=1000, n_eval=10_000.
         full=dict(seed=0, latent_dim=[2, 4, 16], channels=(16, 32), epochs=20, batch_size=128, lr=1e-3, perceptual=50.0,
                   adversarial=0.5, adv_warmup=200, n_train=None, n_test=None, snapshot_n=500, eval_n=300, gif_fps=4,
