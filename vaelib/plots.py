@@ -311,11 +311,18 @@ def _sign(fig: Figure, author: str | None) -> Figure:
     return fig
 
 
+# PNG text chunks: none (matplotlib writes its version as "Software"), so that the same figure gives the same bytes.
+_PNG_METADATA = {"Software": None}
+
+
 def save_fig(fig: Figure, path: str | os.PathLike, author: str | None = None, dpi: int = 120) -> Path:
-    """Write ``fig`` atomically as PNG (with ``author``'s tag, if any); return the Path."""
+    """Write ``fig`` atomically as PNG (with ``author``'s tag, if any, and no software or date metadata);
+    return the Path. The figure remembers it (``fig.saved_as``), so that the report runner can show the
+    file instead of a second copy of the image in the executed notebook."""
     _sign(fig, author)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=_PNG_METADATA)
+    fig.saved_as = Path(path).absolute()
     return Path(path)
 
 
@@ -379,10 +386,37 @@ def gif_bytes(frames: Sequence[np.ndarray], fps: float = 5, hold_s: float = 0.0)
 
 
 def save_bytes(data: bytes, path: str | os.PathLike) -> Path:
-    """Write ``data`` (e.g. GIF bytes from the store) to ``path`` atomically; return the Path."""
+    """Write ``data`` (e.g. GIF bytes from the store) to ``path`` atomically; return the Path.
+    A GIF is written as ``web_gif`` re-encodes it: the same frames and timing, fewer bytes."""
+    data = web_gif(data) if data[:6] in (b"GIF87a", b"GIF89a") else data
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     return Path(path)
+
+
+_WEB_GIF_COLOURS, _WEB_GIF_SAMPLE = 256, 12  # one palette, taken from this many frames spread over the GIF
+
+
+def web_gif(data: bytes) -> bytes:
+    """GIF bytes re-encoded for web pages: every frame and its duration kept, one palette for all frames
+    (median cut over a sample of frames, no dithering, so unchanged pixels stay unchanged from frame to
+    frame) and Pillow's optimisation (each frame stores only the region that changed)."""
+    with Image.open(io.BytesIO(data)) as im:
+        loop = im.info.get("loop", 0)
+        frames, durations = [], []
+        for frame in ImageSequence.Iterator(im):
+            frames.append(frame.convert("RGB"))
+            durations.append(frame.info.get("duration", 100))
+    picks = frames[:: max(1, -(-len(frames) // _WEB_GIF_SAMPLE))]
+    sample = Image.new("RGB", (frames[0].width, frames[0].height * len(picks)))
+    for i, frame in enumerate(picks):
+        sample.paste(frame, (0, i * frames[0].height))
+    palette = sample.quantize(_WEB_GIF_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    indexed = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+    buf = io.BytesIO()
+    indexed[0].save(buf, format="GIF", save_all=True, append_images=indexed[1:], duration=durations, loop=loop,
+                    optimize=True)
+    return buf.getvalue()
 
 
 def _followed(run: Any) -> tuple[np.ndarray, torch.Tensor]:
