@@ -247,7 +247,7 @@ def test_run_report_writes_copies_and_report(tmp_path, capsys):
     assert not {"start_time", "end_time", "duration"} & set(second.metadata.papermill)
     assert not [c for c in second.cells if "papermill" in c.metadata or "execution" in c.metadata]
     report = (out / "reports/REPORT.md").read_text()
-    for expected in ("| 00_demo |", "## Demo chapter", "|   a |", "- tiny data", "- **Demo chapter**: loss is 1.5.",
+    for expected in ("(notebooks/00_demo.ipynb)", "## Demo chapter", "|   a |", "- tiny data", "- **Demo chapter**: loss is 1.5.",
                      "![Demo chapter](../figures/00_demo/key.png)", "(tables/demo_extra.md)", "(metrics/00_demo.json)"):
         assert expected in report
     assert "|   b |" not in report  # the other table is only linked

@@ -120,8 +120,11 @@ _FIGURE_HOOK = ("get_ipython().display_formatter.formatters['image/png'].for_typ
 
 
 def _figure_png(fig: Any) -> Any:
-    """A ReportFigure as PNG, with ``{"vaelib_file": path}`` as metadata once ``plots.save_fig`` saved it."""
-    png = fig._repr_png_()
+    """A ReportFigure as PNG, as the inline backend draws it, with ``{"vaelib_file": path}`` as metadata once
+    ``plots.save_fig`` saved it."""
+    from IPython.core.pylabtools import print_figure
+
+    png = print_figure(fig, "png", bbox_inches="tight")
     saved = getattr(fig, "saved_as", None)
     return (png, {"vaelib_file": str(saved)}) if saved else png
 
