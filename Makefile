@@ -51,8 +51,8 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
 		--MappingKernelManager.default_kernel_name=$(KERNEL) $(LAB_ARGS)
 
-# The report as a static website (Quarto book) in build/book/, from the executed notebooks and REPORT.md as they
-# are (nothing is re-executed; run `make report` first). Offline; Quarto comes from PyPI (quarto-cli, in the lock).
+# The report as a static website in build/book/ (MyST-NB under Sphinx, the Jupyter Book theme), from the executed
+# notebooks and REPORT.md as they are (nothing is re-executed; run `make report` first). Offline; from the lock.
 book: $(STAMP)
 	$(PY) tools/book.py
 

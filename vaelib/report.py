@@ -243,6 +243,9 @@ def _engine(progress: _Progress) -> str:
     return "vaelib-progress"
 
 
+_START_TIMEOUT = 300  # seconds for a kernel to answer: its imports (torch) take minutes on a loaded 2-core CPU
+
+
 def _execute(notebook: Path, stage: Path, out: Path, parameters: dict, km: Any, progress: _Progress | None = None) -> None:
     """Execute ``notebook`` in kernel ``km``; its executed copy goes into stage/reports/notebooks/<stem>.ipynb,
     made reproducible by ``_clean`` (the staging folder written as ``out``, saved figures referred to)."""
@@ -255,7 +258,8 @@ def _execute(notebook: Path, stage: Path, out: Path, parameters: dict, km: Any, 
     try:
         nb = pm.execute_notebook(str(notebook), str(dest), parameters=parameters, km=km,
                                  kernel_name="python3", language="python", progress_bar=False,
-                                 log_output=False, record_timing=False, engine_name=engine)
+                                 log_output=False, record_timing=False, engine_name=engine,
+                                 start_timeout=_START_TIMEOUT)
     except pm.PapermillExecutionError as e:
         first_line = (e.source.strip().splitlines() or [""])[0][:60]
         raise NotebookError(f"{notebook}: cell [{e.exec_count}] ({first_line!r}) "
