@@ -13,7 +13,7 @@ KERNEL_DISPLAY := vae-report (.venv)
 
 export MPLBACKEND := Agg
 
-.PHONY: setup report smoke test lab book bench clean
+.PHONY: setup report smoke test lab book pair bench clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,11 @@ lab: $(STAMP)
 # notebooks and REPORT.md as they are (nothing is re-executed; run `make report` first). Offline; from the lock.
 book: $(STAMP)
 	$(PY) tools/book.py
+
+# notebooks/NN_*.py (jupytext percent scripts) from the notebooks, or the notebooks from edited scripts: the newer
+# side wins. JupyterLab (make lab) keeps the pairs in sync by itself; tests/test_notebooks.py checks them.
+pair: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py

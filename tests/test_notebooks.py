@@ -43,3 +43,17 @@ def test_notebook_names_the_project_kernel(path):
     """`make lab` opens notebooks in the venv's kernel, installed by `make setup` as vae-report."""
     spec = nbformat.read(path, as_version=4).metadata.kernelspec
     assert spec.name == "vae-report" and spec.display_name == "vae-report (.venv)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_paired_script_matches_the_notebook(path):
+    """notebooks/NN_*.py (jupytext percent format) holds the notebook's cells: run `make pair` after editing one."""
+    jupytext = pytest.importorskip("jupytext")
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", f"{path.name}: not paired"
+    script = path.with_suffix(".py")
+    assert script.is_file(), f"{script.name}: missing; run `make pair`"
+    paired = jupytext.read(script)
+    cells = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
+    assert [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in paired.cells] == cells, \
+        f"{script.name} differs from {path.name}: run `make pair`"

@@ -5,7 +5,8 @@
 
 The install cell holds `REPO = "owner/name"` and installs `vaelib @ git+https://github.com/{REPO}` on Colab;
 the badge opens `colab.research.google.com/github/{REPO}/blob/main/notebooks/<notebook>`.
-tests/test_notebooks.py checks that the two agree in every notebook.
+tests/test_notebooks.py checks that the two agree in every notebook. The paired scripts (notebooks/NN_*.py)
+are rewritten too.
 """
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def main(argv: list[str]) -> int:
             if cell.cell_type == "code":
                 cell.source = REPO_LINE.sub(f'REPO = "{argv[0]}"', cell.source)
         nbformat.write(nb, path)
+        if path.with_suffix(".py").exists():  # its jupytext pair (make pair)
+            import jupytext
+
+            jupytext.write(nb, path.with_suffix(".py"), fmt="py:percent")
     print(f"{len(paths)} notebooks now name {argv[0]}")
     return 0
 

@@ -284,6 +284,7 @@ def _clean(nb: Any, notebook: Path, stage: Path, out: Path) -> Any:
     for key in _RUN_METADATA:
         pm_meta.pop(key, None)
     pm_meta.update(input_path=f"notebooks/{notebook.name}", output_path=f"reports/notebooks/{notebook.stem}.ipynb")
+    nb.metadata.pop("jupytext", None)  # the pairing with notebooks/*.py is the source's, not the executed copy's
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
