@@ -169,6 +169,7 @@ class _Progress:
         self.index, self.total, self.code, self.done_code = 0, 0, [], 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick, daemon=True) if self.live else None
+        self._draw()  # "starting": the kernel may still be importing
 
     def begin(self, cells: list[Any]) -> None:
         self.total, self.code = len(cells), [c.cell_type == "code" for c in cells]
@@ -192,6 +193,8 @@ class _Progress:
         return max(self.previous[self.index] - in_cell, 0.0) + sum(self.previous[self.index + 1:])
 
     def line(self) -> str:
+        if not self.total:
+            return f"{self.label}  starting  {_clock(time.perf_counter() - self.start)}"
         eta = self.eta()
         return (f"{self.label}  cell {min(self.done_code + 1, sum(self.code))}/{sum(self.code)}  "
                 f"{_clock(time.perf_counter() - self.start)}  ETA {'?' if eta is None else _clock(eta)}")
