@@ -49,7 +49,7 @@ test: $(STAMP)
 # and figures are reachable too). LAB_ARGS="--port 8899 --no-browser" passes options through.
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
-		--MappingKernelManager.default_kernel_name=$(KERNEL) $(LAB_ARGS)
+		--MappingKernelManager.default_kernel_name=$(KERNEL) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # The report as a static website in build/book/ (MyST-NB under Sphinx, the Jupyter Book theme), from the executed
 # notebooks and REPORT.md as they are (nothing is re-executed; run `make report` first). Offline; from the lock.

@@ -15,6 +15,7 @@ TOKEN=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')
 TMP=$(mktemp -d)
 setsid .venv/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port="$PORT" --ServerApp.port_retries=0 \
   --IdentityProvider.token="$TOKEN" --ServerApp.root_dir=. --MappingKernelManager.default_kernel_name=vae-report \
+  $( [ "$(id -u)" = 0 ] && echo --allow-root ) \
   >"$TMP/lab.log" 2>&1 &
 LAB=$!
 trap 'kill -TERM -- -$LAB 2>/dev/null || true; wait $LAB 2>/dev/null || true; rm -rf "$TMP"' EXIT
