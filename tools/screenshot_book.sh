@@ -16,7 +16,7 @@ OUT=build/screenshots; mkdir -p "$OUT"
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 for pair in "index|$BOOK/index.html" "$CHAPTER|$PAGE"; do
   name=${pair%%|*}; url=file://${pair#*|}
-  timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$TMP/profile" \
+  timeout 300 "$CHROME" --headless --no-sandbox --no-zygote --disable-gpu --disable-dev-shm-usage --disable-extensions --hide-scrollbars --user-data-dir="$TMP/profile" \
     --window-size=1400,1800 --virtual-time-budget=5000 --screenshot="$OUT/book-$name.png" "$url" 2>"$TMP/log" \
     || { cat "$TMP/log" >&2; exit 1; }
   echo "wrote $OUT/book-$name.png"

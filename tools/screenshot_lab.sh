@@ -24,7 +24,7 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 SHOT="$OUT/lab-$(basename "${NB%.ipynb}").png"
-timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$TMP/profile" \
+timeout 300 "$CHROME" --headless --no-sandbox --no-zygote --disable-gpu --disable-dev-shm-usage --disable-extensions --hide-scrollbars --user-data-dir="$TMP/profile" \
   --window-size=1400,1000 --virtual-time-budget=25000 --screenshot="$SHOT" \
   "http://127.0.0.1:$PORT/lab/tree/$NB?token=$TOKEN&reset" 2>"$TMP/chromium.log" || { cat "$TMP/chromium.log" >&2; exit 1; }
 echo "wrote $SHOT"
