@@ -90,25 +90,28 @@ def _sections(text):
     return head, dict(zip(parts[::2], parts[1::2]))
 
 
-def _write(out, timings=None):
-    return _write_summary(out / "reports", "smoke", timings or {"00_old": 1.0, "01_a": 2.5, "02_b": 3.0}).read_text()
+def _write(out, executed=("00_old", "01_a", "02_b")):
+    return _write_summary(out / "reports", "smoke", executed).read_text()
 
 
 def test_report_sections_in_order(fake_out):
     head, sections = _sections(_write(fake_out))
     assert list(sections) == ["## Data", "## Summary of findings", "## Chapter A (seed 004)", "## Chapter B",
-                              "## Where we differ from the seeds", "## Other tables and metrics", "## Timings"]
+                              "## Where we differ from the seeds", "## Other tables and metrics",
+                              "## Executed notebooks"]
     assert head.startswith("# ") and "`python -m vaelib report --profile smoke`" in head
     summary = sections["## Summary of findings"]
     assert summary.strip().splitlines() == ["- **Chapter A (seed 004)**: SSIM is 0.50 on 1,000 test images.",
                                             f"- **Chapter B**: {LONG}"]
     chapter = sections["## Chapter A (seed 004)"]
     assert chapter.index("![") < chapter.index("| model") < chapter.index("- SSIM is 0.50") < chapter.index("- Second")
-    assert "(notebooks/01_a.html)" in chapter and "(metrics/01_a.json)" in chapter
+    assert "(notebooks/01_a.ipynb)" in chapter and "(metrics/01_a.json)" in chapter and ".html" not in chapter
     differ = sections["## Where we differ from the seeds"]
     assert "### Chapter B\n\n- We train 30 epochs, not 50: the sample is small.\n- We report SSIM from μ." in differ
     assert "Chapter A" not in differ
-    assert sections["## Timings"].count("\n| 0") == 3 and "| 01_a | 2.5 |" in sections["## Timings"]
+    executed = sections["## Executed notebooks"]
+    assert executed.count("\n- [0") == 3 and "- [01_a.ipynb](notebooks/01_a.ipynb)" in executed
+    assert not re.search(r"\d+\.\d+ s\b", executed)  # no wall times: they change every run
 
 
 def test_report_caveats_first_and_deduplicated(fake_out):
@@ -143,7 +146,7 @@ def test_report_image_links_resolve(fake_out):
 def test_report_chapter_without_block_is_only_linked_and_nothing_cut(fake_out):
     text = _write(fake_out)
     assert "00_old" not in "".join(_sections(text)[1])  # no heading of its own
-    assert "](metrics/00_old.json)" in text and "| 00_old | 1.0 |" in text
+    assert "](metrics/00_old.json)" in text and "(notebooks/00_old.ipynb)" in text
     assert "x" * 80 not in text and "499" not in text  # its values are linked, not pasted
     assert LONG in text and "..." not in text  # a long finding is whole, twice (summary and chapter)
     assert text.count(LONG) == 2
@@ -151,9 +154,9 @@ def test_report_chapter_without_block_is_only_linked_and_nothing_cut(fake_out):
 
 def test_report_with_nothing_written(tmp_path):
     (tmp_path / "reports").mkdir()
-    _, sections = _sections(_write(tmp_path, {}))
+    _, sections = _sections(_write(tmp_path, ()))
     assert list(sections) == ["## Data", "## Summary of findings", "## Where we differ from the seeds",
-                              "## Other tables and metrics", "## Timings"]
+                              "## Other tables and metrics", "## Executed notebooks"]
 
 
 def test_report_rejects_a_bad_block_naming_the_metrics_file(fake_out):
@@ -220,12 +223,18 @@ def test_run_report_writes_copies_and_report(tmp_path, capsys):
               'print("ran with", profile)')
     _notebook(nbs, "01_next", "import os, sys\nprint(os.environ['VAELIB_PROFILE'], 'vaelib.plots' in sys.modules, os.getcwd())",
               "print('tagged by', author)")
+    (out / "reports/notebooks").mkdir(parents=True)
+    (out / "reports/notebooks/00_demo.html").write_text("an HTML copy of an earlier runner")
     timings = run_report("smoke", notebooks_dir=nbs, out=out, author="A. Tester")
     assert list(timings) == ["00_demo", "01_next"]
-    assert "[1/2] 00_demo ..." in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert re.search(r"^\[1/2\] 00_demo  \d+\.\d s$", printed, re.M), printed  # not a terminal: final lines only
+    assert re.search(r"^total +\d+\.\d s$", printed, re.M) and "last run" in printed  # the table of times
     executed = out / "reports/notebooks/00_demo.ipynb"
     assert "ran with smoke" in executed.read_text()
-    assert "ran with smoke" in executed.with_suffix(".html").read_text()
+    assert not executed.with_suffix(".html").exists()  # no HTML copies: the book replaces them
+    recorded = json.loads((out / "build/timings.json").read_text())["smoke"]
+    assert len(recorded["00_demo"]["cells"]) == len(nbformat.read(executed, as_version=4).cells)
     # the second kernel was started (and its imports done) while the first notebook ran, in the notebooks folder
     second = nbformat.read(out / "reports/notebooks/01_next.ipynb", as_version=4)
     assert second.cells[-2].outputs[0]["text"].strip() == f"smoke True {nbs}"
@@ -235,8 +244,10 @@ def test_run_report_writes_copies_and_report(tmp_path, capsys):
     assert second.metadata.papermill.output_path == "reports/notebooks/01_next.ipynb"
     assert [c.id for c in second.cells if "injected-parameters" in c.metadata.get("tags", [])] == ["injected-parameters"]
     assert str(tmp_path) not in json.dumps(second.metadata) and "iopub" not in json.dumps(second.cells[-1].metadata)
+    assert not {"start_time", "end_time", "duration"} & set(second.metadata.papermill)
+    assert not [c for c in second.cells if "papermill" in c.metadata or "execution" in c.metadata]
     report = (out / "reports/REPORT.md").read_text()
-    for expected in ("| 00_demo |", "## Demo chapter", "|   a |", "- tiny data", "- **Demo chapter**: loss is 1.5.",
+    for expected in ("(notebooks/00_demo.ipynb)", "## Demo chapter", "|   a |", "- tiny data", "- **Demo chapter**: loss is 1.5.",
                      "![Demo chapter](../figures/00_demo/key.png)", "(tables/demo_extra.md)", "(metrics/00_demo.json)"):
         assert expected in report
     assert "|   b |" not in report  # the other table is only linked
@@ -321,7 +332,7 @@ def test_a_failing_notebook_leaves_the_previous_outputs_untouched(tmp_path):
     assert before[Path("figures/00_demo/key.png")] == b"v1" and (out / "figures/00_demo/v1").is_file()
     executed = nbformat.read(out / "reports/notebooks/00_demo.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0]["text"].strip() == str(out / "figures/00_demo/key.png")  # not the staging path
-    assert ".staging" not in (out / "reports/notebooks/00_demo.html").read_text()
+    assert ".staging" not in (out / "reports/notebooks/00_demo.ipynb").read_text()
     # v2 writes a figure, a table and metrics, then fails in a later cell: none of it may replace v1's
     _notebook(nbs, "00_demo", 'VERSION = b"v2"', *CHAPTER, "x = 1", 'raise RuntimeError("late failure")')
     with pytest.raises(NotebookError) as err:

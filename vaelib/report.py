@@ -12,8 +12,10 @@ import json
 import os
 import re
 import shutil
+import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -111,55 +113,207 @@ def select(paths: list[Path], only: str | None) -> list[Path]:
 
 # Imported by each kernel while the notebook before it runs (module caches only, no names in the namespace).
 _PRELOAD = ("pandas", "vaelib.plots", "vaelib.fid")
+# Also run in each kernel: a saved figure (plots.save_fig) is shown with its file's path in the output's
+# metadata, so that the executed copy can refer to the file instead of holding a second copy (_refer).
+_FIGURE_HOOK = ("get_ipython().display_formatter.formatters['image/png'].for_type_by_name("
+                "'vaelib.plots', 'ReportFigure', __import__('vaelib.report').report._figure_png)")
+
+
+def _figure_png(fig: Any) -> Any:
+    """A ReportFigure as PNG, as the inline backend draws it, with ``{"vaelib_file": path}`` as metadata once
+    ``plots.save_fig`` saved it."""
+    from IPython.core.pylabtools import print_figure
+
+    png = print_figure(fig, "png", bbox_inches="tight")
+    saved = getattr(fig, "saved_as", None)
+    return (png, {"vaelib_file": str(saved)}) if saved else png
+
+
+def _build_dir(out: Path) -> Path:
+    """Run-specific files that are never committed (timings, kernel logs): <out>/build/ (build/ for "full")."""
+    return out / "build"
 
 
 def _start_kernel(notebook: Path, profile: str, out: Path, stage: Path) -> Any:
     """A python3 kernel in ``notebook``'s folder, started now so that its start-up and imports overlap
     the notebook before it. It inherits the profile, the output root, its staging folder (where it writes)
     and this vaelib on the path; the inline backend puts figures into the executed notebook and progress
-    bars stay out (VAELIB_QUIET)."""
+    bars stay out (VAELIB_QUIET). Its own output (warnings, logs) goes to <out>/build/logs/<stem>.log."""
     from jupyter_client import KernelManager
 
     package_parent = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "VAELIB_PROFILE": profile, "VAELIB_OUT": str(out), "VAELIB_STAGE": str(stage),
-           "VAELIB_QUIET": "1",
+           "VAELIB_QUIET": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p),
            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-    preload = f"import importlib as _i; [_i.import_module(m) for m in {_PRELOAD!r}]; del _i"
+    preload = f"import importlib as _i; [_i.import_module(m) for m in {_PRELOAD!r}]; del _i; {_FIGURE_HOOK}"
+    log = _made(_build_dir(out) / "logs") / f"{notebook.stem}.log"
     km = KernelManager(kernel_name="python3", client_class="jupyter_client.asynchronous.AsyncKernelClient")
-    km.start_kernel(cwd=str(notebook.parent), env=env,
-                    extra_arguments=["--IPKernelApp.log_level=ERROR", f"--IPKernelApp.exec_lines={preload}"])
+    with open(log, "w") as f:  # the kernel keeps its own copy of the descriptor
+        km.start_kernel(cwd=str(notebook.parent), env=env, stdout=f, stderr=f,
+                        extra_arguments=["--IPKernelApp.log_level=ERROR", f"--IPKernelApp.exec_lines={preload}"])
     return km
 
 
-def _execute(notebook: Path, stage: Path, out: Path, parameters: dict, km: Any) -> None:
-    """Execute ``notebook`` in kernel ``km``; its executed copy (.ipynb, .html) goes into stage/reports/notebooks/,
-    with the staging folder written as ``out`` wherever an output shows it."""
+class _Progress:
+    """One live line per notebook, "[i/n] stem  cell k/m  elapsed  ETA": the ETA is the recorded time of
+    the cells still to run (from the last run's timings), less what the current cell has already taken.
+    On a terminal the line is redrawn every second; elsewhere only the final line is written."""
+
+    def __init__(self, label: str, previous: Mapping[str, Any] | None, stream: Any = None):
+        self.label, self.stream = label, stream or sys.stdout
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.previous = list((previous or {}).get("cells", []))
+        self.cells: list[float] = []
+        self.start = self.cell_start = time.perf_counter()
+        self.index, self.total, self.code, self.done_code = 0, 0, [], 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True) if self.live else None
+        self._draw()  # "starting": the kernel may still be importing
+
+    def begin(self, cells: list[Any]) -> None:
+        self.total, self.code = len(cells), [c.cell_type == "code" for c in cells]
+        self.cells = [0.0] * len(cells)
+        if self._thread:
+            self._thread.start()
+
+    def cell(self, event: str, index: int) -> None:
+        now = time.perf_counter()
+        if event == "start":
+            self.index, self.cell_start = index, now
+        elif 0 <= index < len(self.cells):
+            self.cells[index] = round(now - self.cell_start, 3)
+            self.done_code += bool(self.code[index])
+        self._draw()
+
+    def eta(self) -> float | None:
+        if len(self.previous) != self.total or not self.total:
+            return None
+        in_cell = time.perf_counter() - self.cell_start
+        return max(self.previous[self.index] - in_cell, 0.0) + sum(self.previous[self.index + 1:])
+
+    def line(self) -> str:
+        if not self.total:
+            return f"{self.label}  starting  {_clock(time.perf_counter() - self.start)}"
+        eta = self.eta()
+        return (f"{self.label}  cell {min(self.done_code + 1, sum(self.code))}/{sum(self.code)}  "
+                f"{_clock(time.perf_counter() - self.start)}  ETA {'?' if eta is None else _clock(eta)}")
+
+    def _draw(self) -> None:
+        if self.live:
+            self.stream.write(f"\r\033[K{self.line()}")
+            self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self._draw()
+
+    def close(self, status: str) -> None:
+        self._stop.set()
+        if self._thread and self._thread.is_alive():
+            self._thread.join()
+        self.stream.write(f"{chr(13) + chr(27) + '[K' if self.live else ''}{self.label}  {status}\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _engine(progress: _Progress) -> str:
+    """Register (and name) a papermill engine that reports each cell's start and end to ``progress``."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class ProgressEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            start, complete = nb_man.cell_start, nb_man.cell_complete
+
+            def cell_start(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+                progress.cell("start", cell_index)
+                return start(cell, cell_index, **kw)
+
+            def cell_complete(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+                progress.cell("end", cell_index)
+                return complete(cell, cell_index, **kw)
+
+            nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
+            progress.begin(nb_man.nb.cells)
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("vaelib-progress", ProgressEngine)
+    return "vaelib-progress"
+
+
+_START_TIMEOUT = 300  # seconds for a kernel to answer: its imports (torch) take minutes on a loaded 2-core CPU
+
+
+def _execute(notebook: Path, stage: Path, out: Path, parameters: dict, km: Any, progress: _Progress | None = None) -> None:
+    """Execute ``notebook`` in kernel ``km``; its executed copy goes into stage/reports/notebooks/<stem>.ipynb,
+    made reproducible by ``_clean`` (the staging folder written as ``out``, saved figures referred to)."""
     import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
 
     dest = stage / "reports" / "notebooks" / f"{notebook.stem}.ipynb"
     dest.parent.mkdir(parents=True, exist_ok=True)
+    engine = _engine(progress) if progress is not None else None
     try:
         nb = pm.execute_notebook(str(notebook), str(dest), parameters=parameters, km=km,
                                  kernel_name="python3", language="python", progress_bar=False,
-                                 log_output=False, record_timing=False)
+                                 log_output=False, record_timing=False, engine_name=engine,
+                                 start_timeout=_START_TIMEOUT)
     except pm.PapermillExecutionError as e:
         first_line = (e.source.strip().splitlines() or [""])[0][:60]
         raise NotebookError(f"{notebook}: cell [{e.exec_count}] ({first_line!r}) "
                             f"raised {e.ename}: {e.evalue}".rstrip()) from None
     except Exception as e:  # kernel died, bad notebook JSON, ...
         raise NotebookError(f"{notebook}: could not execute: {type(e).__name__}: {e}") from e
-    # Reproducible copies: paths relative to the project, a fixed id for the injected cell.
-    nb.metadata.papermill.update(input_path=f"notebooks/{notebook.name}", output_path=f"reports/notebooks/{dest.name}")
+    nb = _clean(nb, notebook, stage, out)
+    nb = nbformat.reads(nbformat.writes(nb).replace(str(stage), str(out)), as_version=4)
+    with atomic_write(dest, "w") as f:
+        nbformat.write(nb, f)
+
+
+# Papermill's notebook metadata that changes from run to run (the rest: parameters, paths, version).
+_RUN_METADATA = ("start_time", "end_time", "duration", "exception")
+
+
+def _clean(nb: Any, notebook: Path, stage: Path, out: Path) -> Any:
+    """An executed notebook made byte-stable and lean: project-relative paths, a fixed id for papermill's
+    cell, no times, durations or statuses in notebook or cell metadata, and every figure that
+    ``plots.save_fig`` saved shown as a Markdown image of its file (relative to reports/notebooks/)."""
+    pm_meta = nb.metadata.setdefault("papermill", {})
+    for key in _RUN_METADATA:
+        pm_meta.pop(key, None)
+    pm_meta.update(input_path=f"notebooks/{notebook.name}", output_path=f"reports/notebooks/{notebook.stem}.ipynb")
+    nb.metadata.pop("jupytext", None)  # the pairing with notebooks/*.py is the source's, not the executed copy's
     for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"
-    nb = nbformat.reads(nbformat.writes(nb).replace(str(stage), str(out)), as_version=4)
-    nbformat.write(nb, dest)
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    dest.with_suffix(".html").write_text(body, encoding="utf-8")
+        for output in cell.get("outputs", []):
+            _refer(output, stage, out)
+    return nb
+
+
+def _refer(output: Any, stage: Path, out: Path) -> None:
+    """Replace a saved figure's embedded PNG by a Markdown image of the file, when the file is there."""
+    saved = output.get("metadata", {}).get("image/png", {}).get("vaelib_file")
+    if "image/png" not in output.get("data", {}) or not saved:
+        return
+    path = Path(saved)
+    for root in (stage, out):
+        if path.is_relative_to(root) and (stage / path.relative_to(root)).is_file():
+            rel = path.relative_to(root)
+            break
+    else:
+        return  # not one of this notebook's saved files: keep the image
+    link = Path(os.path.relpath(out / rel, out / "reports" / "notebooks")).as_posix()
+    output["data"] = {"text/markdown": f"![{rel.name}]({quote(link)})",
+                      "text/plain": output["data"].get("text/plain", rel.name)}
+    output["metadata"] = {}
 
 
 def _commit(stage: Path, out: Path) -> None:
@@ -181,13 +335,15 @@ def _commit(stage: Path, out: Path) -> None:
 
 def run_report(profile: str = "full", only: str | None = None, *, author: str = "",
                notebooks_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-               log: Callable[..., Any] = print) -> dict[str, float]:
+               log: Callable[..., Any] = print, stream: Any = None) -> dict[str, float]:
     """Execute the notebooks in order and write REPORT.md; return wall seconds per stem.
 
     ``author`` tags every figure and GIF (the notebooks' ``author`` parameter); ``notebooks_dir`` defaults
     to <root>/notebooks and ``out`` to ``out_root(profile)``. Each notebook writes into a staging folder,
     <out>/.staging/<stem>/ ($VAELIB_STAGE), whose figures, tables, metrics and executed copy replace the
-    previous ones only when the whole notebook succeeds.
+    previous ones only when the whole notebook succeeds. ``stream`` (default stdout) gets a live progress
+    line per notebook and a table of times at the end; times per cell are kept in <out>/build/timings.json
+    (not committed) for the next run's ETA, and each kernel's own output in <out>/build/logs/<stem>.log.
     Raises InputError for an unknown profile or name, or an output root that is a file, and NotebookError
     (naming the notebook and the cell) when a notebook fails: its previous outputs stay as they were, and
     the ones before it keep their new outputs.
@@ -197,39 +353,65 @@ def run_report(profile: str = "full", only: str | None = None, *, author: str = 
     chosen = select(available, only)
     out = _folder(Path(out).absolute(), "output folder") if out is not None else out_root(profile)
     reports, staging = out / "reports", out / ".staging"
-    timings_path = reports / "notebooks" / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    timings = {stem: t for stem, t in timings.items() if stem in {p.stem for p in available}}
+    timings_path = _build_dir(out) / "timings.json"
+    recorded = _read_timings(timings_path)
+    previous = recorded.get(profile, {})
+    before = {stem: t.get("seconds") for stem, t in previous.items() if isinstance(t, dict)}
     if not chosen:
         log(f"no notebooks (NN_*.ipynb) in {notebooks_dir or project_root() / 'notebooks'}")
     kernels = [_start_kernel(chosen[0], profile, out, staging / chosen[0].stem)] if chosen else []
+    times: dict[str, float] = {}
     try:
         for i, notebook in enumerate(chosen, 1):
             if i < len(chosen):  # the next notebook's kernel starts up while this one runs
                 kernels.append(_start_kernel(chosen[i], profile, out, staging / chosen[i].stem))
-            log(f"[{i}/{len(chosen)}] {notebook.stem} ...", end=" ", flush=True)
+            progress = _Progress(f"[{i}/{len(chosen)}] {notebook.stem}", previous.get(notebook.stem), stream)
             start, stage = time.perf_counter(), staging / notebook.stem
             shutil.rmtree(stage, ignore_errors=True)  # left over from an interrupted run
             try:
-                _execute(notebook, stage, out, {"profile": profile, "author": author}, kernels[i - 1])
+                _execute(notebook, stage, out, {"profile": profile, "author": author}, kernels[i - 1], progress)
             except NotebookError:
-                log("FAILED", flush=True)
+                progress.close(f"FAILED after {_clock(time.perf_counter() - start)}")
                 raise
+            for stale in (f"{notebook.stem}.html", "timings.json"):  # written by earlier versions of the runner
+                (reports / "notebooks" / stale).unlink(missing_ok=True)
             _commit(stage, out)
-            timings[notebook.stem] = round(time.perf_counter() - start, 1)
-            log(f"{timings[notebook.stem]:.1f} s", flush=True)
-            write_json(timings_path, timings)
+            times[notebook.stem] = round(time.perf_counter() - start, 1)
+            progress.close(f"{times[notebook.stem]:.1f} s")
+            previous[notebook.stem] = {"seconds": times[notebook.stem], "cells": progress.cells}
+            write_json(timings_path, {**recorded, profile: previous})
             kernels[i - 1].shutdown_kernel(now=True)
     finally:
         for km in kernels:
             if km.has_kernel:
                 km.shutdown_kernel(now=True)
         shutil.rmtree(staging, ignore_errors=True)
-    report = _write_summary(reports, profile, timings)
+    report = _write_summary(reports, profile,
+                            [p.stem for p in available if (reports / "notebooks" / f"{p.stem}.ipynb").is_file()])
+    if times:
+        log(_time_table(times, before))
     log(f"wrote {report}")
-    return {p.stem: timings[p.stem] for p in chosen}
+    return times
 
 
+def _read_timings(path: Path) -> dict[str, Any]:
+    """{profile: {stem: {"seconds", "cells"}}} from an earlier run; {} when missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def _time_table(times: Mapping[str, float], before: Mapping[str, Any]) -> str:
+    """The run's wall time per notebook beside the previous run's, and the total."""
+    width = max(len("notebook"), *map(len, times))
+    rows = [f"{'notebook':<{width}}  {'this run':>9}  {'last run':>9}"]
+    for stem, t in times.items():
+        last = before.get(stem)
+        rows.append(f"{stem:<{width}}  {t:>7.1f} s  {f'{last:.1f} s' if isinstance(last, (int, float)) else '-':>9}")
+    rows.append(f"{'total':<{width}}  {sum(times.values()):>7.1f} s")
+    return "\n".join(rows)
 def _text_list(value: Any, what: str, where: str, least: int = 0, most: int | None = None) -> list[str]:
     """``value`` as a list of one-line, non-empty strings (a single string is rejected, not split)."""
     expected = f"expected a list of {f'{least} to {most}' if most else 'zero or more'} one-line, non-empty strings"
@@ -314,10 +496,12 @@ def _read_metrics(folder: Path) -> dict[str, dict]:
     return metrics
 
 
-def _write_summary(reports: Path, profile: str, timings: Mapping[str, float]) -> Path:
+def _write_summary(reports: Path, profile: str, executed: Iterable[str]) -> Path:
     """REPORT.md from what the notebooks wrote: caveats first, then the first finding of each chapter, one
     section per chapter with a "report" block in its metrics (key figure, key table, findings), the
-    differences from the seeds, links to every other table and metrics file, and the wall times last."""
+    differences from the seeds, links to every other table and metrics file, and the executed notebooks
+    (``executed``: their stems) last. No wall times: they change from run to run, and REPORT.md must not."""
+    executed = sorted(executed)
     root = reports.parent
     metrics = _read_metrics(reports / "metrics")
     chapters = {stem: _check_block(m["report"], root, str(reports / "metrics" / f"{stem}.json"))
@@ -342,7 +526,7 @@ def _write_summary(reports: Path, profile: str, timings: Mapping[str, float]) ->
                   f"Table `{table}` ({_link('csv', f'tables/{table}.csv')}):", "",
                   (reports / "tables" / f"{table}.md").read_text().rstrip(), "",
                   *[f"- {f}" for f in c["findings"]], "",
-                  f"Executed notebook: {_link(f'{stem}.html', f'notebooks/{stem}.html')}; "
+                  f"Executed notebook: {_link(f'{stem}.ipynb', f'notebooks/{stem}.ipynb')}; "
                   f"metrics: {_link(f'{stem}.json', f'metrics/{stem}.json')}.", ""]
     lines += ["## Where we differ from the seeds", ""]
     differing = [c for c in chapters.values() if c["differences"]]
@@ -351,7 +535,7 @@ def _write_summary(reports: Path, profile: str, timings: Mapping[str, float]) ->
     lines += [] if differing else ["No chapter recorded a difference.", ""]
 
     lines += ["## Other tables and metrics", ""]
-    stems = sorted(set(metrics) | set(timings))
+    stems = sorted(set(metrics) | set(executed))
     owner = {t: max((s for s in stems if t == s or t.startswith(f"{s}_")), key=len, default="") for t in tables}
     other = []
     for stem in [*stems, ""]:
@@ -360,9 +544,11 @@ def _write_summary(reports: Path, profile: str, timings: Mapping[str, float]) ->
         other += [f"- {stem or 'other'}: " + ", ".join(links)] if links else []
     lines += [*(other or ["(none)"]), ""]
 
-    lines += ["## Timings", "", "| notebook | wall time (s) | executed copy |", "| --- | --- | --- |"]
-    lines += [f"| {stem} | {timings[stem]:.1f} | {_link('ipynb', f'notebooks/{stem}.ipynb')}, "
-              f"{_link('html', f'notebooks/{stem}.html')} |" for stem in sorted(timings)]
+    lines += ["## Executed notebooks", "",
+              "Each chapter as run (outputs included; its figures are the files in `figures/`). Wall times change "
+              "from run to run, so they are not kept here: `make report` prints them (and keeps them in "
+              "`build/timings.json`). `make book` renders these notebooks and this page as a website.", ""]
+    lines += [f"- {_link(f'{stem}.ipynb', f'notebooks/{stem}.ipynb')}" for stem in executed] or ["(none)"]
     with atomic_write(reports / "REPORT.md", "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     return reports / "REPORT.md"
