@@ -85,7 +85,9 @@ CI = "{:.2f} [{:.2f}, {:.2f}]"  # an estimate and its 95 % interval, as text (In
 CI1 = "{:.1f} [{:.1f}, {:.1f}]"
 PM = "{:.2f} ± {:.2f}"  # mean ± s.d. over training seeds
 INCEPTION_S = 0.07  # seconds per image through Inception on a 2-core CPU (fid.InceptionExtractor, benchmarks/inception_speed.py)
-listed = experiments.all_runs(P.profile)  # every run of chapters 01-04 and 06, every training seed
+FID_CHAPTERS = ("01_vae", "02_latent_sizes", "03_beta_sweep", "04_frozen_mu", "06_gmm")  # 07 and 08 score their own models
+table = experiments.run_table(P.profile)
+listed = list(dict.fromkeys(c for stem in FID_CHAPTERS for c in table[stem]))  # every run of those chapters, every seed
 chosen = listed[:P.max_models]
 configs = list(dict.fromkeys(c for cfg in chosen for c in [cfg, *(dataclasses.replace(cfg, seed=s) for s in P.extra_seeds)]))
 runs = {cfg.label: train.train_or_load(cfg) for cfg in configs}
