@@ -1,0 +1,111 @@
+"""What the `paper` profile's training runs would cost: measured per-step and evaluation rates on this machine,
+multiplied by the paper run table's step counts, and the wall time that gives on 1, 8 and 64 workers.
+
+For each kind of run in ``experiments.run_table("paper")`` (architecture, widths, batch size, perceptual and
+adversarial terms) it times ``train.fit`` for one epoch of ``--steps`` optimiser steps (no validation, no
+callbacks) and ``train.evaluate`` (with image metrics) on 1,000 images, on whatever MNIST / Fashion-MNIST copy is
+present. A paper run's projected seconds: its steps (epochs × ⌈n_train / batch⌉ at the full data sets' sizes below)
+× seconds per step, plus its per-epoch evaluations (validation split, 2 × eval_n) and the test split at the end.
+Training snapshots (GIFs) and everything after training (FID features, GMMs) are left out. A worker is one run
+at a time at this machine's speed; the wall time on W workers is the longest-processing-time-first schedule.
+This is a projection, not a measurement of the paper profile. Usage: python benchmarks/sweep_projection.py [--steps 30]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import heapq
+import time
+
+import torch
+
+from vaelib import experiments, fid
+from vaelib.data import to_float
+from vaelib.models import build_model
+from vaelib.train import epoch_budget, evaluate, fit, load_run_data
+
+# Training-split sizes of the full data sets (their official releases), and of the class subsets the chapters use.
+FULL_TRAIN = {("mnist", None): 60_000, ("fashion-mnist", None): 60_000, ("emnist-digits", None): 240_000,
+              ("mnist", (1, 4, 8)): 6_742 + 5_842 + 5_851, ("fashion-mnist", (0, 1, 7)): 18_000}
+FULL_TEST = {("mnist", None): 10_000, ("fashion-mnist", None): 10_000, ("emnist-digits", None): 40_000,
+             ("mnist", (1, 4, 8)): 1_135 + 982 + 974, ("fashion-mnist", (0, 1, 7)): 3_000}
+
+
+def kind(cfg) -> tuple:
+    return (cfg.arch, cfg.hidden, cfg.channels, cfg.latent_dim > 4, cfg.batch_size, cfg.perceptual > 0,
+            cfg.adversarial > 0, cfg.likelihood)
+
+
+def rates(cfg, steps: int) -> tuple[float, float]:
+    """(seconds per optimiser step, images evaluated per second) for runs like ``cfg`` on this machine."""
+    probe = dataclasses.replace(cfg, dataset="mnist", classes=None, n_train=None, n_test=1000, seed=0)
+    data = load_run_data(probe)
+    x = to_float(data.train.images)[: steps * cfg.batch_size]
+    model = build_model(cfg.arch, cfg.latent_dim, **{k: list(v) for k, v in
+                                                     (("hidden", cfg.hidden), ("channels", cfg.channels)) if v})
+    net = None
+    if cfg.perceptual:  # an untrained domain classifier's feature maps: the same cost as the trained one's
+        net = fid.FeatureMaps(fid.DomainClassifier().body, (2, 6, 10), "probe")
+    t0 = time.perf_counter()
+    fit(model, x, epochs=1, batch_size=cfg.batch_size, lr=cfg.lr, likelihood=cfg.likelihood, device="cpu",
+        progress=False, perceptual=cfg.perceptual, perceptual_net=net, adversarial=cfg.adversarial,
+        adv_warmup=0)
+    per_step = (time.perf_counter() - t0) / -(-len(x) // cfg.batch_size)
+    test = to_float(data.test.images)
+    t0 = time.perf_counter()
+    evaluate(model, test, likelihood=cfg.likelihood, image_metrics=True)
+    return per_step, len(test) / (time.perf_counter() - t0)
+
+
+def projected_seconds(cfg, per_step: float, eval_rate: float) -> tuple[int, float]:
+    """(optimiser steps, seconds) of the paper run ``cfg`` on the full data set."""
+    n = FULL_TRAIN[(cfg.dataset, cfg.classes)]
+    n_train = round(n * (1 - cfg.val_fraction)) if cfg.n_train is None else min(cfg.n_train, n)
+    n_val = n - n_train if cfg.n_train is None else round(cfg.n_train * cfg.val_fraction)
+    epochs = epoch_budget(cfg, n_train)
+    steps = epochs * -(-n_train // cfg.batch_size)
+    n_test = FULL_TEST[(cfg.dataset, cfg.classes)] if cfg.n_test is None else cfg.n_test
+    evals = epochs * (n_val + 2 * cfg.eval_n) + n_test
+    return steps, steps * per_step + evals / eval_rate
+
+
+def wall_time(seconds: list[float], workers: int) -> float:
+    """Makespan of longest-first list scheduling of ``seconds`` on ``workers`` identical workers."""
+    loads = [0.0] * workers
+    for s in sorted(seconds, reverse=True):
+        heapq.heapreplace(loads, loads[0] + s)
+    return max(loads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30, help="optimiser steps timed per kind of run")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    runs = experiments.all_runs("paper")
+    measured: dict[tuple, tuple[float, float]] = {}
+    rows = []
+    for cfg in runs:
+        if kind(cfg) not in measured:
+            measured[kind(cfg)] = rates(cfg, args.steps)
+            per_step, rate = measured[kind(cfg)]
+            print(f"measured {cfg.arch:<9} {str(cfg.channels or cfg.hidden or ''):<10} z={cfg.latent_dim:<3} "
+                  f"batch {cfg.batch_size:<4} perceptual {cfg.perceptual:g} adversarial {cfg.adversarial:g}: "
+                  f"{1 / per_step:6.1f} steps/s, evaluation {rate:6.0f} images/s")
+        steps, seconds = projected_seconds(cfg, *measured[kind(cfg)])
+        rows.append((cfg, steps, seconds))
+    by_chapter = {stem: [r for r in rows if r[0] in configs] for stem, configs in experiments.run_table("paper").items()}
+    print(f"\n| chapter | runs | steps per run | projected hours per run (this CPU) |\n| --- | --- | --- | --- |")
+    for stem, rs in by_chapter.items():
+        if rs and stem != "04_frozen_mu":  # 04 loads 03's model
+            print(f"| {stem} | {len(rs)} | {min(r[1] for r in rs):,}–{max(r[1] for r in rs):,} | "
+                  f"{min(r[2] for r in rs) / 3600:.2f}–{max(r[2] for r in rs) / 3600:.2f} |")
+    total = [r[2] for r in rows]
+    print(f"\n{len(rows)} runs, {sum(total) / 3600:.1f} CPU-hours of training at this machine's speed (projected)")
+    print("| workers | projected wall time |\n| --- | --- |")
+    for w in (1, 8, 64):
+        print(f"| {w} | {wall_time(total, w) / 3600:.1f} h |")
+
+
+if __name__ == "__main__":
+    main()
