@@ -3,12 +3,15 @@ bit; a worker killed mid-grid is retried; an interrupted sweep trains only what 
 message. Ray tests (marked `ray`) start a local instance or a two-node cluster on 127.0.0.1."""
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
 import signal
-import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +29,13 @@ GROUP = "vaelib.train._train"
 # A smoke grid of 4 tiny runs (MLP 784-32-z on 1,000 images of the MNIST sample, 3 epochs): about a second each.
 GRID = [RunConfig(arch="mlp", hidden=(32,), latent_dim=z, epochs=3, batch_size=64, n_train=1000, n_test=100, seed=s)
         for z in (2, 3) for s in (0, 1)]
+
+
+@pytest.fixture(autouse=True)
+def _ray_on_loopback(monkeypatch):
+    """Ray instances of these tests listen on 127.0.0.1 only: no token authentication (nothing written to ~/.ray)."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def _use_store(monkeypatch, folder: Path) -> Path:
@@ -83,26 +93,29 @@ def test_ray_engine_gives_the_local_engines_entries_bit_for_bit(local_runs, tmp_
     assert [o.status for o in executor.run([executor.train_job(c) for c in GRID], "ray")] == ["loaded"] * 4
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _ray_cli() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-def _node_ports(ports: list[int]) -> list[str]:
-    names = ["--node-manager-port", "--object-manager-port", "--metrics-export-port", "--runtime-env-agent-port",
-             "--dashboard-agent-grpc-port", "--dashboard-agent-listen-port", "--min-worker-port",
-             "--max-worker-port"]
-    return [f"{name}={port}" for name, port in zip(names, ports[:6])] + [
-        f"--min-worker-port={ports[6]}", f"--max-worker-port={ports[6] + 40}"]
+def _ports(base: int) -> list[str]:
+    """A node's ports on loopback: its services at base+1..base+6, its workers at base+10..base+60 (two nodes on one
+    host must not share Ray's default ports)."""
+    names = ["node-manager", "object-manager", "metrics-export", "runtime-env-agent", "dashboard-agent-grpc",
+             "dashboard-agent-listen"]
+    return ["--node-ip-address=127.0.0.1", *(f"--{n}-port={base + i}" for i, n in enumerate(names, 1)),
+            f"--min-worker-port={base + 10}", f"--max-worker-port={base + 60}"]
+
+
+def _kill_cluster(psutil, markers: tuple[str, ...]) -> None:
+    """SIGKILL this test's Ray processes (their command lines name its temp dir or head address) and their
+    children (the workers), by process id: not `ray stop`, which stops every Ray on the machine."""
+    procs = [p for p in psutil.process_iter(["cmdline"]) if any(m in " ".join(p.info["cmdline"] or []) for m in markers)]
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            procs += p.children(recursive=True)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 @pytest.mark.ray
@@ -111,25 +124,25 @@ def test_two_node_cluster_retries_a_killed_worker_and_never_shows_a_partial_entr
     pytest.importorskip("ray")
     driver_store = _use_store(monkeypatch, tmp_path / "driver")
     env = {**os.environ, "VAELIB_RUNS": str(tmp_path / "cluster"), "RAY_USAGE_STATS_ENABLED": "0"}
-    ports = _free_ports(15)
-    ports[6], ports[14] = 20000 + ports[6] % 20000, 40100 + ports[14] % 20000  # worker port ranges, 40 apart
-    head = [_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={ports[7]}", "--num-cpus=1",
-            f"--temp-dir={tmp_path / 'ray'}", "--include-dashboard=false", "--disable-usage-stats",
-            *_node_ports(ports[:7])]
-    worker = [_ray_cli(), "start", f"--address=127.0.0.1:{ports[7]}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-              *_node_ports(ports[8:])]
+    base = random.SystemRandom().randrange(20_000, 60_000, 200)  # head at base, worker at base + 100 (training
+    # seeds Python's global generator, so not random.randrange)
+    temp = tempfile.mkdtemp(prefix="vaelib-ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    head = [_ray_cli(), "start", "--head", f"--port={base}", "--num-cpus=1", f"--temp-dir={temp}",
+            "--include-dashboard=false", "--disable-usage-stats", *_ports(base)]
+    worker = [_ray_cli(), "start", f"--address=127.0.0.1:{base}", "--num-cpus=1", f"--temp-dir={temp}",
+              *_ports(base + 100)]
     killed, partial, stop = [], [], threading.Event()
 
     def kill_a_worker_task() -> None:  # SIGKILL the first task process of the worker node's raylet
         while not stop.is_set() and not killed:
             for p in psutil.process_iter(["name", "cmdline"]):
-                if f"--node_manager_port={ports[8]}" in " ".join(p.info["cmdline"] or []):
-                    tasks = [c for c in p.children(recursive=True) if c.cmdline()[:1] and
-                             c.cmdline()[0].startswith("ray::_execute")]
-                    if tasks:
-                        time.sleep(0.3)
-                        tasks[0].send_signal(signal.SIGKILL)
-                        killed.append(tasks[0].pid)
+                if f"--node_manager_port={base + 101}" in " ".join(p.info["cmdline"] or []):
+                    with contextlib.suppress(psutil.Error):
+                        for task in p.children(recursive=True):
+                            if task.cmdline()[:1] and task.cmdline()[0].startswith("ray::_execute"):
+                                task.send_signal(signal.SIGKILL)
+                                killed.append(task.pid)
+                                break
             time.sleep(0.05)
 
     def watch_entries() -> None:  # every visible entry must be complete and intact
@@ -142,16 +155,17 @@ def test_two_node_cluster_retries_a_killed_worker_and_never_shows_a_partial_entr
             time.sleep(0.02)
 
     try:
-        subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run(worker, env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run(head, env=env, check=True, capture_output=True, timeout=300)
+        subprocess.run(worker, env=env, check=True, capture_output=True, timeout=300)
         threads = [threading.Thread(target=f, daemon=True) for f in (kill_a_worker_task, watch_entries)]
         for t in threads:
             t.start()
         outs = list(executor.run([executor.train_job(c) for c in GRID], "ray",
-                                 address=f"127.0.0.1:{ports[7]}", num_cpus=1, max_retries=3))
+                                 address=f"127.0.0.1:{base}", num_cpus=1, max_retries=3))
     finally:
         stop.set()
-        subprocess.run([_ray_cli(), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _kill_cluster(psutil, (temp, f"127.0.0.1:{base}"))
+        shutil.rmtree(temp, ignore_errors=True)
     assert killed, "no task ran on the worker node"
     assert sorted(o.status for o in outs) == ["computed"] * 4, [o.error for o in outs]
     assert not partial
