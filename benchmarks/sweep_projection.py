@@ -5,7 +5,9 @@ For each kind of run in ``experiments.run_table("paper")`` (architecture, widths
 adversarial terms) it times ``train.fit`` for one epoch of ``--steps`` optimiser steps (no validation, no
 callbacks) and ``train.evaluate`` (with image metrics) on 500 images, on whatever MNIST / Fashion-MNIST copy is
 present. A paper run's projected seconds: its steps (epochs × ⌈n_train / batch⌉ at the full data sets' sizes below)
-× seconds per step, plus its per-epoch evaluations (validation split, 2 × eval_n) and the test split at the end.
+× seconds per step, plus its per-epoch evaluations (validation split, 2 × eval_n) and the test split at the end,
+scaled by a load factor: two real full-profile runs recorded in reports/metrics (01's MLP, 03's conv model) ÷
+the same runs at the probed rates, so that probes on a loaded machine still give an unloaded machine's times.
 Training snapshots (GIFs) and everything after training (FID features, GMMs) are left out. A worker is one run
 at a time at this machine's speed; the wall time on W workers is the longest-processing-time-first schedule.
 This is a projection, not a measurement of the paper profile. Usage: python benchmarks/sweep_projection.py [--steps 20]
@@ -15,11 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import heapq
+import json
 import time
 
 import torch
 
-from vaelib import experiments, fid
+from vaelib import experiments, fid, store
 from vaelib.data import to_float
 from vaelib.models import build_model
 from vaelib.train import epoch_budget, evaluate, fit, load_run_data
@@ -57,6 +60,11 @@ def rates(cfg, steps: int) -> tuple[float, float]:
     return per_step, len(test) / (time.perf_counter() - t0)
 
 
+def seconds(steps: int, epochs: int, n_val: int, eval_n: int, n_test: int, per_step: float, eval_rate: float) -> float:
+    """Training steps, then per epoch the validation split and 2 × eval_n images, and the test split at the end."""
+    return steps * per_step + (epochs * (n_val + 2 * eval_n) + n_test) / eval_rate
+
+
 def projected_seconds(cfg, per_step: float, eval_rate: float) -> tuple[int, float]:
     """(optimiser steps, seconds) of the paper run ``cfg`` on the full data set."""
     n = FULL_TRAIN[(cfg.dataset, cfg.classes)]
@@ -65,8 +73,22 @@ def projected_seconds(cfg, per_step: float, eval_rate: float) -> tuple[int, floa
     epochs = epoch_budget(cfg, n_train)
     steps = epochs * -(-n_train // cfg.batch_size)
     n_test = FULL_TEST[(cfg.dataset, cfg.classes)] if cfg.n_test is None else cfg.n_test
-    evals = epochs * (n_val + 2 * cfg.eval_n) + n_test
-    return steps, steps * per_step + evals / eval_rate
+    return steps, seconds(steps, epochs, n_val, cfg.eval_n, n_test, per_step, eval_rate)
+
+
+def load_factor(measured: dict) -> float:
+    """Recorded ÷ probed seconds of two real full-profile runs of this machine (reports/metrics: chapter 01's MLP,
+    3,600 images, and chapter 03's standard conv model, 54,000): the probes run under whatever load the machine has
+    now, the recorded runs fix the scale (1 = the probes ran as fast as the report's runs)."""
+    root = store.project_root() / "reports" / "metrics"
+    m01 = json.loads((root / "01_vae.json").read_text())
+    m03 = json.loads((root / "03_beta_sweep.json").read_text())["standard"]
+    full = experiments.run_table("full")
+    c01, c03 = full["01_vae"][0], full["03_beta_sweep"][0]
+    steps03 = c03.epochs * -(-m03["n_train"] // c03.batch_size)
+    probed = (seconds(m01["steps"], m01["epochs_run"], 400, c01.eval_n, 1000, *measured[kind(c01)])
+              + seconds(steps03, c03.epochs, 6000, c03.eval_n, 10_000, *measured[kind(c03)]))
+    return (m01["train_seconds"] + m03["train_seconds"]) / probed
 
 
 def wall_time(seconds: list[float], workers: int) -> float:
@@ -92,8 +114,10 @@ def main() -> None:
             print(f"measured {cfg.arch:<9} {str(cfg.channels or cfg.hidden or ''):<10} z={cfg.latent_dim:<3} "
                   f"batch {cfg.batch_size:<4} perceptual {cfg.perceptual:g} adversarial {cfg.adversarial:g}: "
                   f"{1 / per_step:6.1f} steps/s, evaluation {rate:6.0f} images/s")
-        steps, seconds = projected_seconds(cfg, *measured[kind(cfg)])
-        rows.append((cfg, steps, seconds))
+        rows.append((cfg, *projected_seconds(cfg, *measured[kind(cfg)])))
+    factor = load_factor(measured)
+    print(f"load factor (recorded full-profile runs ÷ the same runs at the probed rates): {factor:.3f}")
+    rows = [(cfg, steps, secs * factor) for cfg, steps, secs in rows]
     by_chapter = {stem: [r for r in rows if r[0] in configs] for stem, configs in experiments.run_table("paper").items()}
     print(f"\n| chapter | runs | steps per run | projected hours per run (this CPU) |\n| --- | --- | --- | --- |")
     for stem, rs in by_chapter.items():
