@@ -83,11 +83,13 @@ def test_local_engine_stores_what_train_or_load_stores(local_runs, tmp_path, mon
 def test_ray_engine_gives_the_local_engines_entries_bit_for_bit(local_runs, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     _use_store(monkeypatch, tmp_path)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    temp = tempfile.mkdtemp(prefix="vaelib-ray-", dir="/tmp")  # not /tmp/ray; short, for Ray's socket paths
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False, _temp_dir=temp)
     try:
         outs = list(executor.run([executor.train_job(c) for c in GRID], "ray", num_cpus=1))
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
     assert sorted(o.status for o in outs) == ["computed"] * 4, [o.error for o in outs]
     _same_runs(_entries(tmp_path), local_runs)
     assert [o.status for o in executor.run([executor.train_job(c) for c in GRID], "ray")] == ["loaded"] * 4
