@@ -217,6 +217,7 @@ def test_ray_engine_without_ray_says_what_to_install(monkeypatch, capsys):
     (["sweep", "01_vae", "--set", "epochs"], r"'epochs' is not a setting; expected KEY=VALUE"),
     (["sweep", "01_vae", "--seeds", "0"], r"'0' is not a count"),
     (["sweep", "01_vae", "--engine", "spark"], r"invalid choice: 'spark'"),
+    (["sweep", "01_vae", "--cpus-per-run", "nan"], r"'nan' is not an amount"),
 ])
 def test_bad_sweep_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2

@@ -32,6 +32,17 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _amount(text: str) -> float:
+    """An argparse type: a finite number ≥ 0 of CPUs or GPUs."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount; expected a finite number ≥ 0")
+    return value
+
+
 def _setting(text: str) -> tuple[str, object]:
     """An argparse type: ``key=value`` → (key, the value as a Python literal, else as a string)."""
     import ast
@@ -62,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: one run at a time in this process (default); ray: one Ray task per run")
     sweep.add_argument("--address", help="ray: the cluster (auto, ray://host:port; default: start a local one)")
-    sweep.add_argument("--cpus-per-run", type=float, metavar="N", help="CPUs (torch threads) per run (ray default 1)")
-    sweep.add_argument("--gpus-per-run", type=float, default=0, metavar="N", help="ray: GPUs per run (default 0)")
+    sweep.add_argument("--cpus-per-run", type=_amount, metavar="N", help="CPUs (torch threads) per run (ray default 1)")
+    sweep.add_argument("--gpus-per-run", type=_amount, default=0, metavar="N", help="ray: GPUs per run (default 0)")
     st = sub.add_parser("store", help="list, verify or prune the result store ($VAELIB_RUNS or runs/)")
     st.add_argument("action", choices=("list", "verify", "prune"))
     st.add_argument("--older-than", type=_days, metavar="DAYS", help="prune: also entries unused for DAYS days")
