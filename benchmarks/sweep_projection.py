@@ -10,7 +10,9 @@ scaled by a load factor: two real full-profile runs recorded in reports/metrics 
 the same runs at the probed rates, so that probes on a loaded machine still give an unloaded machine's times.
 Training snapshots (GIFs) and everything after training (FID features, GMMs) are left out. A worker is one run
 at a time at this machine's speed; the wall time on W workers is the longest-processing-time-first schedule.
-This is a projection, not a measurement of the paper profile. Usage: python benchmarks/sweep_projection.py [--steps 20]
+This is a projection, not a measurement of the paper profile. ``--recorded`` skips the probes (for a busy machine) and
+uses the recorded runs' per-step costs (evaluation included) with the ratios ``recorded_step_seconds`` states.
+Usage: python benchmarks/sweep_projection.py [--steps 20] [--recorded]
 """
 from __future__ import annotations
 
@@ -99,14 +101,37 @@ def wall_time(seconds: list[float], workers: int) -> float:
     return max(loads)
 
 
+def recorded_step_seconds(cfg) -> float:
+    """``--recorded``: seconds per optimiser step, evaluation included, of the real full-profile runs recorded in
+    reports/metrics on this machine (01's MLP, 03's conv model, 07's U-Net variants at channels 16/32); for kinds
+    with no recorded run, a stated ratio: MLP 512-256 ×1.44 the 784-400 MLP (probed back to back on this machine),
+    conv-tanh at batch 64 ×0.5 the conv model at 128, U-Net channels 32/64 ×4 those at 16/32 (conv FLOPs ∝ width²)."""
+    root = store.project_root() / "reports" / "metrics"
+    m01, m03 = (json.loads((root / f).read_text()) for f in ("01_vae.json", "03_beta_sweep.json"))
+    m07 = json.loads((root / "07_sharp_vae.json").read_text())["train_seconds"]
+    mlp, conv = m01["train_seconds"] / m01["steps"], m03["standard"]["train_seconds"] / (25 * 422)
+    unet = {v: sum(t for k, t in m07.items() if k.startswith(v + " z=")) / 3 / 580
+            for v in ("pixel only", "+ perceptual", "+ perceptual + PatchGAN")}
+    if cfg.arch == "mlp":
+        return mlp * (1.44 if cfg.hidden == (512, 256) else 1.0)
+    if cfg.arch in ("conv", "conv-tanh"):
+        return conv * cfg.batch_size / 128
+    variant = "+ perceptual + PatchGAN" if cfg.adversarial else "+ perceptual" if cfg.perceptual else "pixel only"
+    return unet[variant] * (4 if cfg.channels == (32, 64) else 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="optimiser steps timed per kind of run")
+    parser.add_argument("--recorded", action="store_true",
+                        help="no probes: per-step costs of the recorded full-profile runs (recorded_step_seconds)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     runs = experiments.all_runs("paper")
     measured: dict[tuple, tuple[float, float]] = {}
     rows = []
+    if args.recorded:
+        measured = {kind(cfg): (recorded_step_seconds(cfg), float("inf")) for cfg in runs}  # evaluation included
     for cfg in runs:
         if kind(cfg) not in measured:
             measured[kind(cfg)] = rates(cfg, args.steps)
@@ -115,8 +140,9 @@ def main() -> None:
                   f"batch {cfg.batch_size:<4} perceptual {cfg.perceptual:g} adversarial {cfg.adversarial:g}: "
                   f"{1 / per_step:6.1f} steps/s, evaluation {rate:6.0f} images/s")
         rows.append((cfg, *projected_seconds(cfg, *measured[kind(cfg)])))
-    factor = load_factor(measured)
-    print(f"load factor (recorded full-profile runs ÷ the same runs at the probed rates): {factor:.3f}")
+    factor = 1.0 if args.recorded else load_factor(measured)
+    if not args.recorded:
+        print(f"load factor (recorded full-profile runs ÷ the same runs at the probed rates): {factor:.3f}")
     rows = [(cfg, steps, secs * factor) for cfg, steps, secs in rows]
     by_chapter = {stem: [r for r in rows if r[0] in configs] for stem, configs in experiments.run_table("paper").items()}
     print(f"\n| chapter | runs | steps per run | projected hours per run (this CPU) |\n| --- | --- | --- | --- |")
