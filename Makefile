@@ -13,7 +13,9 @@ KERNEL_DISPLAY := vae-report (.venv)
 
 export MPLBACKEND := Agg
 
-.PHONY: setup report smoke test lab book pair bench clean
+PROFILE ?= full
+
+.PHONY: setup report smoke sweep test lab book pair bench clean
 
 setup: $(STAMP)
 
@@ -32,14 +34,19 @@ $(STAMP): requirements.lock pyproject.toml | $(PY)
 	fi
 	touch $@
 
-# Full report: every notebook, profile "full"; ONLY=01 runs one notebook; AUTHOR="..." tags every figure
-# and GIF (default: git config user.name).
+# Full report: every notebook, profile "full" (PROFILE=paper: the paper profile); ONLY=01 runs one notebook;
+# AUTHOR="..." tags every figure and GIF (default: git config user.name).
 report: $(STAMP)
-	$(PY) -m vaelib report --profile full $(if $(ONLY),--only $(ONLY)) $(if $(AUTHOR),--author "$(AUTHOR)")
+	$(PY) -m vaelib report --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(AUTHOR),--author "$(AUTHOR)")
 
 # Same, profile "smoke" (seconds per notebook), written under build/smoke/.
 smoke: $(STAMP)
 	$(PY) -m vaelib report --profile smoke $(if $(ONLY),--only $(ONLY))
+
+# Train (or load) every run the chapters need (ONLY=02_latent_sizes: one chapter), local engine, so that the
+# notebooks then only load; `python -m vaelib sweep --engine ray` runs them on a Ray cluster.
+sweep: $(STAMP)
+	$(PY) -m vaelib sweep --profile $(PROFILE) $(ONLY)
 
 # Unit tests and nbval over notebooks/*.ipynb, smoke profile, outputs in a temp dir (see conftest.py).
 test: $(STAMP)

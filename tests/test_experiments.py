@@ -90,11 +90,19 @@ def test_output_and_store_folders(project, monkeypatch):
     assert store.root() == project / "cache"
 
 
-def test_paper_profile_is_full_with_n_10000_for_the_fids(monkeypatch):
+def test_paper_profile_is_full_data_5_seeds_the_seeds_epochs_and_n_10000_for_the_fids(monkeypatch):
     paper, full = experiments.settings("05_fid", "paper"), experiments.settings("05_fid", "full")
     assert (paper.n_classifier, paper.n_inception_max, paper.n) == (10_000, 10_000, 10_000)
     assert {k: v for k, v in vars(paper).items() if k not in ("profile", "n_classifier", "n_inception_max", "n")} == \
         {k: v for k, v in vars(full).items() if k not in ("profile", "n_classifier", "n_inception_max", "n")}
-    assert experiments.run_table("paper") == experiments.run_table("full")  # the same trained models
+    table, full_table = experiments.run_table("paper"), experiments.run_table("full")
+    assert {(c.arch, c.dataset, c.likelihood, c.classes) for cs in table.values() for c in cs} == \
+        {(c.arch, c.dataset, c.likelihood, c.classes) for cs in full_table.values() for c in cs}  # same code paths
+    assert [len(table[s]) for s in ("02_latent_sizes", "03_beta_sweep", "06_gmm")] == [4 * 5, 1 + 3 * 5, 2 * 5]
+    assert {c.seed for c in table["02_latent_sizes"]} == set(range(5))
+    runs = experiments.all_runs("paper")
+    assert all(c.n_train is None and c.min_steps == 0 for c in runs)  # full data, the seeds' epoch counts
+    assert all(c.patience == 0 for s in ("01_vae", "02_latent_sizes", "06_gmm") for c in table[s])
+    assert [c.epochs for c in table["08_tanh_mse_vae"]] == [128, 32] and table["08_tanh_mse_vae"][0].n_test is None
     monkeypatch.delenv("VAELIB_OUT", raising=False)
     assert report.out_root("paper") == store.project_root() / "build" / "paper"

@@ -1,7 +1,8 @@
 """The report's experiments as data: each chapter's settings per profile and the runs they define.
 
 ``CHAPTERS[stem]`` holds the chapter's settings for the ``full`` profile, what ``smoke`` (seconds per notebook,
-for tests) and ``paper`` (N = 10,000 for the FIDs, for a GPU or a cluster) change, and
+for tests) and ``paper`` (full data sets, 5 training seeds, the seeds' epoch counts without step budgets or early
+stopping, N = 10,000 for the FIDs: for a GPU or a cluster) change, and
 its run templates. A run template fixes some ``RunConfig`` fields; every other field takes the
 setting of the same name (with the template's ``prefix`` first), and a list-valued setting gives
 one run per value (but ``classes``, ``hidden`` and ``channels`` are one value each). The setting ``seeds`` (a list)
@@ -34,6 +35,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         full=dict(seed=0, epochs=20, min_steps=5000, patience=20, batch_size=128, lr=1e-3, latent_dim=2, n_train=None,
                   manifold_n=20, n_samples=64),
         smoke=dict(epochs=2, min_steps=0, patience=2, n_train=1024, manifold_n=6, n_samples=16),
+        paper=dict(min_steps=0, patience=0),
         runs=[dict(dataset="mnist", arch="mlp")]),
     "02_latent_sizes": dict(  # seeds 001/002: conv VAE on MNIST, one run per latent size; GIFs from snapshots
         full=dict(seed=0, seeds=[0, 1, 2], latent_dim=[2, 4, 8, 16], epochs=30, min_steps=3000, patience=8,
@@ -41,6 +43,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   traversal_steps=40, gif_fps=4),
         smoke=dict(seeds=[0], latent_dim=[2, 4], epochs=2, min_steps=0, patience=2, n_train=256, n_test=200,
                    snapshot_n=100, eval_n=64, n_traverse=2, traversal_steps=6),
+        paper=dict(seeds=list(range(5)), min_steps=0, patience=0),
         runs=[dict(dataset="mnist", arch="conv")]),
     "03_beta_sweep": dict(  # seed 003: Fashion conv VAE (z=16), and a β sweep on three classes (z=2)
         full=dict(seed=0, epochs=25, batch_size=128, lr=1e-3, latent_dim=16, n_train=None, n_test=None, eval_n=1000,
@@ -50,6 +53,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         smoke=dict(epochs=1, n_train=256, n_test=300, eval_n=100, n_recon=8, n_samples=16, sweep_beta=[0.1, 1.0], sweep_seeds=[0],
                    sweep_epochs=2, sweep_n_train=256, sweep_n_test=240, sweep_snapshot_every=2, sweep_snapshot_n=60,
                    n_quality=64),
+        paper=dict(sweep_seeds=list(range(5))),
         runs=[_FASHION, dict(_FASHION, prefix="sweep_")]),
     "04_frozen_mu": dict(  # seed 003 §9 on chapter 03's Fashion model; z = 0 + σ·ε for each σ
         full=dict(seed=0, sigmas=[0.1, 0.5, 1.0], n_samples=64, n_draws=20, n_recon=16, n_test=None),
@@ -73,6 +77,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   hidden=(512, 256), latent_dim=[2, 8], n_train=None, val_fraction=0.15, manifold_n=20, n_draws=10, n_grid=8),
         smoke=dict(seeds=[0], epochs=3, min_steps=0, patience=2, n_train=450, val_fraction=0.2, manifold_n=6,
                    n_draws=2, n_grid=4),
+        paper=dict(seeds=list(range(5)), min_steps=0, patience=0),
         runs=[dict(dataset="mnist", arch="mlp", classes=(1, 4, 8))]),
     "07_sharp_vae": dict(  # seed 001: U-Net-block VAE with attention on MNIST; ablation pixel / +perceptual / +PatchGAN.
         # perceptual: weight of the (domain or VGG16) perceptual distance, ~2 per image at the start against ~540 nats of
@@ -87,6 +92,8 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   perceptual_seed=1),
         smoke=dict(latent_dim=[2], channels=(8, 16), epochs=2, adv_warmup=2, n_train=256, n_test=200, snapshot_n=64,
                    eval_n=32, n_eval=64, n_boot=20, n_samples=16, classifier_epochs=1, classifier_n_train=500),
+        paper=dict(channels=(32, 64), adv_warmup=2000, snapshot_n=2000, eval_n=1000, n_eval=10_000),
+        perceptual_net=dict(epochs="classifier_epochs", n_train="classifier_n_train", seed="perceptual_seed"),
         runs=[dict(dataset="mnist", arch="unet", perceptual=0.0, adversarial=0.0, adv_warmup=0),
               dict(dataset="mnist", arch="unet", adversarial=0.0, adv_warmup=0),
               dict(dataset="mnist", arch="unet")]),
@@ -98,6 +105,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   n_train=5000, n_test=1000, snapshot_n=1000, gif_fps=8, traversal_steps=40, n_traverse=4),
         smoke=dict(long_epochs=2, long_min_steps=0, short_epochs=1, short_min_steps=0, n_train=256, n_test=200,
                    snapshot_n=32, traversal_steps=4, n_traverse=2),
+        paper=dict(long_min_steps=0, short_min_steps=0, n_train=None, n_test=None),
         runs=[dict(arch="conv-tanh", likelihood="mse", latent_dim=2, prefix="long_"),
               dict(arch="conv-tanh", likelihood="mse", latent_dim=8, prefix="short_")]),
 }
@@ -163,3 +171,65 @@ def run_table(profile: str | None = None) -> dict[str, list[RunConfig]]:
 def all_runs(profile: str | None = None) -> list[RunConfig]:
     """Every distinct run of the report, in chapter order."""
     return list(dict.fromkeys(c for configs in run_table(profile).values() for c in configs))
+
+
+def _bad_value(value: Any, current: Any, full: Any) -> str | None:
+    """Why ``value`` cannot replace a setting now ``current`` (``full`` in the full profile), or None."""
+    if value is None:
+        return None if current is None or full is None else "None"
+    if current is None:
+        return None
+    if isinstance(current, (list, tuple)):  # a grid (list: one value is fine) or a tuple such as hidden widths
+        if not isinstance(value, (list, tuple)) and isinstance(current, tuple):
+            return "not a list"
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return next((why for v in items if current for why in [_bad_value(v, current[0], current[0])] if why), None)
+    if isinstance(current, bool) or isinstance(value, bool):
+        return None if isinstance(value, bool) and isinstance(current, bool) else "not of the setting's type"
+    if isinstance(current, (int, float)):
+        if not isinstance(value, (int, float)) or (isinstance(current, int) and not isinstance(value, int)):
+            return "not a whole number" if isinstance(current, int) else "not a number"
+        return None if value >= 0 and value != float("inf") else "not a finite number ≥ 0"
+    return None if isinstance(value, type(current)) else f"not a {type(current).__name__}"
+
+
+def perceptual_options(p: SimpleNamespace) -> dict[str, Any]:
+    """The options of ``fid.perceptual_network`` that chapter settings ``p`` give (its ``perceptual_net`` entry
+    in ``CHAPTERS``: option → setting), so that a sweep keys its runs as the notebook does."""
+    return {option: getattr(p, name) for option, name in CHAPTERS[p.stem].get("perceptual_net", {}).items()}
+
+
+def sweep_settings(stems: list[str] | None = None, profile: str | None = None, overrides: dict | None = None,
+                   seeds: int | None = None) -> dict[str, SimpleNamespace]:
+    """Chapter → settings for ``python -m vaelib sweep`` (their runs: ``runs``): the chapters ``stems`` (None: all)
+    under ``profile``, each override applied to the chapters that have that setting, and with ``seeds`` every
+    seed-list setting of their runs (``seeds``, ``sweep_seeds``) set to 0..seeds-1. An unknown chapter, a setting
+    no chapter has, or a value of the wrong type is an InputError."""
+    stems, overrides = list(stems or CHAPTERS), dict(overrides or {})
+    bases = {stem: settings(stem, profile) for stem in stems}  # unknown chapters, profile: InputError
+    if seeds is not None and not (isinstance(seeds, int) and seeds >= 1):
+        raise InputError(f"seeds {seeds!r}: not a number of seeds; expected a whole number ≥ 1")
+    unknown = sorted(k for k in overrides if not any(hasattr(p, k) for p in bases.values()))
+    if unknown:
+        allowed = sorted({k for p in bases.values() for k in vars(p)} - {"stem", "profile"})
+        raise InputError(f"setting {', '.join(map(repr, unknown))} of {', '.join(stems)}: unknown; "
+                         f"expected some of {', '.join(allowed)}")
+    table = {}
+    for stem, base in bases.items():
+        mine = {k: v for k, v in overrides.items() if hasattr(base, k)}
+        for k, v in mine.items():  # a list for a run field is a grid, one run per value (``runs``)
+            current = getattr(base, k)
+            grid = isinstance(v, list) and k in _RUN_FIELDS and not isinstance(current, (list, tuple))
+            why = next(filter(None, (_bad_value(x, current, CHAPTERS[stem]["full"].get(k)) for x in
+                                     (v if grid else [v]))), None)
+            if why:
+                raise InputError(f"setting {k}={v!r} of {stem}: {why}; expected a value like {getattr(base, k)!r}")
+        if seeds is not None:  # the seed lists that runs() reads for this chapter's templates
+            prefixes = {t.get("prefix", "") for t in CHAPTERS[stem]["runs"] if "chapter" not in t}
+            mine.update({p + "seeds": list(range(seeds)) for p in prefixes if hasattr(base, p + "seeds")})
+        try:
+            table[stem] = settings(stem, profile, mine)
+            runs(table[stem])
+        except (TypeError, ValueError) as e:
+            raise InputError(f"settings {mine} of {stem}: {e}; expected values like the profile's") from None
+    return table

@@ -487,6 +487,18 @@ def _train(cfg: RunConfig, train: ImageSet, val: ImageSet, test: ImageSet, check
             "history": history, "metrics": metrics, "snapshots": snapshots, "checkpoint": checkpoint.read_bytes()}
 
 
+def run_key(cfg: RunConfig, data: SimpleNamespace, perceptual_net: torch.nn.Module | None = None,
+            earlier_key: str | None = None) -> str:
+    """The store key of the run of ``cfg`` on ``data`` (``load_run_data``): its config, data content, perceptual
+    network, the run it continues, and the code of ``_train``."""
+    return store.key(_train, cfg, data.train, data.val, data.test, perceptual_net, earlier_key)
+
+
+def partial_checkpoint(key: str) -> Path:
+    """Where the training of run ``key`` keeps its checkpoint until it is stored (``fit`` creates the folder)."""
+    return store.root() / ".partial" / key[:16] / "checkpoint.pt"
+
+
 LENGTH = ("epochs", "min_steps", "patience")  # what a resumed run may change: its training length
 
 
@@ -510,8 +522,8 @@ def train_or_load(cfg: RunConfig, device: str | torch.device | None = None, prog
             raise InputError(f"resume_from {resume_from.label}: another run ({'; '.join(diff)}); expected the "
                              f"same run but for its training length ({', '.join(LENGTH)})")
         earlier = train_or_load(resume_from, device, progress, perceptual_net=perceptual_net)
-    key = store.key(_train, cfg, data.train, data.val, data.test, net, earlier and earlier.key)
-    checkpoint = store.root() / ".partial" / key[:16] / "checkpoint.pt"  # fit creates the folder
+    key = run_key(cfg, data, net, earlier and earlier.key)
+    checkpoint = partial_checkpoint(key)
     value, trained = store.compute(key, "vaelib.train._train", lambda: _train(
         cfg, data.train, data.val, data.test, checkpoint, device, progress, net, earlier and earlier.checkpoint))
     if trained:
