@@ -1,5 +1,5 @@
 """How figures and GIFs are written for the web: palette PNGs without metadata, GIFs re-encoded (and thinned
-only when over 1 MB) with the same length and loop."""
+only when over the size cap) with the same length and loop."""
 
 import io
 

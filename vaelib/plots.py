@@ -414,13 +414,13 @@ def save_bytes(data: bytes, path: str | os.PathLike) -> Path:
 
 
 _WEB_GIF_COLOURS, _WEB_GIF_SAMPLE = 256, 12  # one palette, taken from this many frames spread over the GIF
-_WEB_GIF_BYTES, _WEB_GIF_MIN_FRAMES = 1_000_000, 16  # a GIF over this size keeps every other frame, down to this
+_WEB_GIF_BYTES, _WEB_GIF_MIN_FRAMES = 700_000, 16  # a GIF over this size (so that the outputs stay under ~15 MB) keeps every other frame, down to this
 
 
 def web_gif(data: bytes) -> bytes:
     """GIF bytes re-encoded for web pages: one palette for all frames (median cut over a sample of frames, no
     dithering, so unchanged pixels stay unchanged) and Pillow's optimisation (each frame stores only the
-    region that changed). A result over 1 MB keeps every other frame (the first and last always), each kept
+    region that changed). A result over 0.7 MB keeps every other frame (the first and last always), each kept
     frame lasting as long as the frames it stands for, until it fits or 16 frames are left: the same
     animation, same length and loop, in coarser steps."""
     with Image.open(io.BytesIO(data)) as im:
