@@ -14,15 +14,21 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message}; expected `{' '.join(self.format_usage().split()).removeprefix('usage: ')}`")
 
 
-def _days(text: str) -> float:
-    """An argparse type: a finite number of days ≥ 0 (a negative one would prune every entry)."""
-    try:
-        days = float(text)
-    except ValueError:
-        days = float("nan")
-    if not (math.isfinite(days) and days >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days; expected a finite number ≥ 0")
-    return days
+def _at_least_zero(noun: str):
+    """An argparse type: a finite number ≥ 0 (``noun`` names it in the error: a negative number of days would
+    prune every entry; CPUs or GPUs per run)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}; expected a finite number ≥ 0")
+        return value
+    return parse
+
+
+_days, _amount = _at_least_zero("a number of days"), _at_least_zero("an amount")
 
 
 def _count(text: str) -> int:
@@ -30,17 +36,6 @@ def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count; expected a whole number ≥ 1")
     return int(text)
-
-
-def _amount(text: str) -> float:
-    """An argparse type: a finite number ≥ 0 of CPUs or GPUs."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount; expected a finite number ≥ 0")
-    return value
 
 
 def _setting(text: str) -> tuple[str, object]:
