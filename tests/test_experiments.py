@@ -30,7 +30,7 @@ def test_overrides_and_grids():
     p = experiments.settings("02_latent_sizes", "full", {"latent_dim": [3, 5], "epochs": 4, "seeds": [0]})
     assert [(c.latent_dim, c.epochs, c.arch, c.snapshot_n) for c in experiments.runs(p)] == [(3, 4, "conv", 1000), (5, 4, "conv", 1000)]
     sweep = experiments.runs(experiments.settings("03_beta_sweep", "full"))
-    assert sweep[0] == RunConfig(dataset="fashion-mnist", arch="conv", latent_dim=16, epochs=25, eval_n=1000)
+    assert sweep[0] == RunConfig(dataset="fashion-mnist", arch="conv", latent_dim=16, epochs=25, eval_n=1000, precision="auto")
     assert [(c.beta, c.seed, c.latent_dim, c.classes, c.epochs, c.snapshot_every, c.eval_n) for c in sweep[1:]] == [
         (b, s, 2, (0, 1, 7), 20, 25, 0) for b in (0.1, 0.5, 1.0) for s in (0, 1, 2)]
     assert experiments.runs(experiments.settings("04_frozen_mu", "full")) == sweep[:1]
@@ -93,8 +93,9 @@ def test_output_and_store_folders(project, monkeypatch):
 def test_paper_profile_is_full_data_5_seeds_the_seeds_epochs_and_n_10000_for_the_fids(monkeypatch):
     paper, full = experiments.settings("05_fid", "paper"), experiments.settings("05_fid", "full")
     assert (paper.n_classifier, paper.n_inception_max, paper.n) == (10_000, 10_000, 10_000)
-    assert {k: v for k, v in vars(paper).items() if k not in ("profile", "n_classifier", "n_inception_max", "n")} == \
-        {k: v for k, v in vars(full).items() if k not in ("profile", "n_classifier", "n_inception_max", "n")}
+    assert (paper.classifier_n_train, full.classifier_n_train) == (None, 20_000)  # paper: all training images
+    sizes = ("profile", "n_classifier", "n_inception_max", "n", "classifier_n_train")
+    assert {k: v for k, v in vars(paper).items() if k not in sizes} == {k: v for k, v in vars(full).items() if k not in sizes}
     table, full_table = experiments.run_table("paper"), experiments.run_table("full")
     assert {(c.arch, c.dataset, c.likelihood, c.classes) for cs in table.values() for c in cs} == \
         {(c.arch, c.dataset, c.likelihood, c.classes) for cs in full_table.values() for c in cs}  # same code paths

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from vaelib import fid, store
+from vaelib import fid, store, train
 from vaelib.errors import InputError
 from vaelib.losses import perceptual_distance
 
@@ -348,7 +348,12 @@ def test_features_batches_and_store(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def inception():
-    return fid.InceptionExtractor(device="cpu")
+    return fid.InceptionExtractor(device="cpu", precision="float32")
+
+
+@pytest.fixture(scope="module")
+def inception_bf16():
+    return fid.InceptionExtractor(device="cpu", precision="bfloat16")
 
 
 def test_inception_preprocess_range_and_size():
@@ -379,6 +384,22 @@ def test_inception_optimized_matches_shipped_model(inception):
     assert fid.fid_from_features(got[real], got[fake]) == pytest.approx(pair, rel=1e-4)
 
 
+def test_inception_bfloat16_stays_close_to_float32(inception, inception_bf16):
+    """bfloat16 weights and activations: features within a few % of the largest, FIDs within a few %; "auto" picks
+    bfloat16 exactly on a CPU with AMX; the name and the store key say which precision."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, 1, 28, 28, generator=g)
+    x[3:] = (x[3:] > 0.8).float()
+    want, got = fid.features(inception, x), fid.features(inception_bf16, x)
+    assert np.abs(got - want).max() < 0.06 * np.abs(want).max()
+    pair = fid.fid_from_features(want[:3], want[3:])
+    assert fid.fid_from_features(got[:3], got[3:]) == pytest.approx(pair, rel=0.05)
+    assert inception_bf16.name.endswith("-bf16") and inception_bf16.store_key != inception.store_key
+    assert fid.InceptionExtractor().precision == ("bfloat16" if train.cpu_has_amx() else "float32")
+    with pytest.raises(InputError, match="precision 'half'"):
+        fid.InceptionExtractor(precision="half")
+
+
 def test_inception_features_and_key(inception):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 1, 28, 28, generator=g)
@@ -388,7 +409,7 @@ def test_inception_features_and_key(inception):
     assert np.isfinite(f).all() and (f >= 0).all()  # pool3 after ReLU
     assert not np.allclose(f[0], f[2])  # last, partial batch filled with its own features
     sha = store.sha256_file(fid.inception_model_path())
-    assert sha in inception.store_key and store.digest(inception) == store.digest(fid.InceptionExtractor())
+    assert sha in inception.store_key and store.digest(inception) == store.digest(fid.InceptionExtractor(precision="float32"))
 
 
 def test_inception_missing_package():

@@ -24,12 +24,12 @@ class StopAfter(Callback):
             raise KeyboardInterrupt
 
 
-def _train(epochs, ckpt=None, callbacks=(), arch="conv"):
+def _train(epochs, ckpt=None, callbacks=(), arch="conv", precision="float32"):
     x, _ = real_digits(192)
     seed_everything(0)
     model = build_model(arch, 2)
     hist = fit(model, x[:160], x[160:], epochs=epochs, batch_size=32, seed=0, device="cpu",
-               checkpoint_path=ckpt, callbacks=callbacks, progress=False)
+               checkpoint_path=ckpt, callbacks=callbacks, progress=False, precision=precision)
     return model, hist
 
 
@@ -124,6 +124,31 @@ def test_same_seed_same_numbers():
     b, hb = _train(1, arch="mlp")
     assert ha[0]["train_total"] == hb[0]["train_total"]
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_bfloat16_training_is_deterministic_close_and_resolved_per_machine(tmp_path):
+    """bfloat16 autocast: the same numbers twice, other numbers than float32 but close, float32 weights; "auto"
+    is bfloat16 exactly on a CPU with AMX; a checkpoint of one precision does not resume the other."""
+    (a, ha), (b, hb), (c, hc) = (_train(2, precision=p) for p in ("bfloat16", "bfloat16", "float32"))
+    assert ha == [{**r, "seconds": h["seconds"]} for r, h in zip(hb, ha)]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(p.dtype == torch.float32 for p in a.parameters())
+    assert ha[-1]["val_total"] != hc[-1]["val_total"] and ha[-1]["val_total"] == pytest.approx(hc[-1]["val_total"], rel=0.05)
+    assert ha[-1]["val_total"] < ha[0]["val_total"] or ha[-1]["train_total"] < ha[0]["train_total"]
+    assert train.resolve_precision("auto", "cpu") == ("bfloat16" if train.cpu_has_amx() else "float32")
+    assert train.resolve_precision("float32", "cpu") == "float32"
+    with pytest.raises(InputError, match="precision 'fp8'"):
+        train.resolve_precision("fp8")
+    _train(1, ckpt=tmp_path / "ck.pt", precision="bfloat16")
+    with pytest.raises(InputError, match="precision"):
+        _train(2, ckpt=tmp_path / "ck.pt")
+
+
+def test_train_or_load_resolves_auto_precision_into_the_key(monkeypatch):
+    cfg = RunConfig(epochs=1, n_train=200, arch="conv", precision="auto")
+    run = train_or_load(cfg, device="cpu", progress=False)
+    concrete = dataclasses.replace(cfg, precision=train.resolve_precision("auto", "cpu"))
+    assert run.config == concrete and train_or_load(concrete, device="cpu").key == run.key
 
 
 def test_train_or_load_trains_once_per_config(monkeypatch):

@@ -9,6 +9,7 @@ only what is missing. Ray is an optional extra: ``pip install "vaelib[ray]"``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -63,7 +64,9 @@ def _train_value(cfg: train.RunConfig, data: Any, net: Any, key: str) -> dict:
 
 
 def train_job(cfg: train.RunConfig, perceptual_net: Any = None) -> Job:
-    """The job of training ``cfg``: the same store entry as ``train.train_or_load(cfg)``."""
+    """The job of training ``cfg``: the same store entry as ``train.train_or_load(cfg)`` (precision "auto" resolved
+    for this machine's default device)."""
+    cfg = dataclasses.replace(cfg, precision=train.resolve_precision(cfg.precision))
     data, net = train.load_run_data(cfg), None
     if cfg.perceptual:
         from .fid import perceptual_network  # a domain classifier, trained here through the store if missing

@@ -12,7 +12,9 @@ runs keep training snapshots and per-epoch evaluation (``eval_n``), since the GI
 Training budgets (issue: models trained to convergence): ``epochs`` is the seed report's epoch count,
 ``min_steps`` raises it on small data (the 5,000-image MNIST sample gives ~30 optimiser steps per
 epoch), ``patience`` stops once validation −ELBO has not improved for that many epochs and keeps the
-best epoch (``train.epoch_budget``). With the full data sets the seeds' epochs apply. ``settings`` is what a
+best epoch (``train.epoch_budget``). With the full data sets the seeds' epochs apply. ``precision="auto"`` (the conv
+VAEs of 02–04) trains under bfloat16 autocast where the hardware has it (``train.resolve_precision``: ~1.3× on a CPU
+with AMX; the MLPs gain nothing and stay float32, as do 07 and 08). ``settings`` is what a
 notebook's parameters cell feeds; ``run_table`` is what the CLI and any executor read.
 """
 from __future__ import annotations
@@ -39,14 +41,14 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         runs=[dict(dataset="mnist", arch="mlp")]),
     "02_latent_sizes": dict(  # seeds 001/002: conv VAE on MNIST, one run per latent size; GIFs from snapshots
         full=dict(seed=0, seeds=[0, 1, 2], latent_dim=[2, 4, 8, 16], epochs=30, min_steps=3000, patience=8,
-                  batch_size=128, lr=1e-3, n_train=None, n_test=None, snapshot_n=1000, eval_n=500, n_traverse=4,
+                  batch_size=128, lr=1e-3, precision="auto", n_train=None, n_test=None, snapshot_n=1000, eval_n=500, n_traverse=4,
                   traversal_steps=40, gif_fps=4),
         smoke=dict(seeds=[0], latent_dim=[2, 4], epochs=2, min_steps=0, patience=2, n_train=256, n_test=200,
                    snapshot_n=100, eval_n=64, n_traverse=2, traversal_steps=6),
         paper=dict(seeds=list(range(5)), min_steps=0, patience=0),
         runs=[dict(dataset="mnist", arch="conv")]),
     "03_beta_sweep": dict(  # seed 003: Fashion conv VAE (z=16), and a β sweep on three classes (z=2)
-        full=dict(seed=0, epochs=25, batch_size=128, lr=1e-3, latent_dim=16, n_train=None, n_test=None, eval_n=1000,
+        full=dict(seed=0, epochs=25, batch_size=128, lr=1e-3, precision="auto", latent_dim=16, n_train=None, n_test=None, eval_n=1000,
                   n_recon=16, n_samples=64, sweep_beta=[0.1, 0.5, 1.0], sweep_classes=[0, 1, 7], sweep_latent_dim=2,
                   sweep_seeds=[0, 1, 2], sweep_epochs=20, sweep_n_train=None, sweep_n_test=None, sweep_snapshot_every=25,
                   sweep_snapshot_n=600, sweep_eval_n=0, n_quality=1000, gif_fps=10),
@@ -60,16 +62,17 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         smoke=dict(n_draws=3, n_recon=8, n_test=256),
         runs=[dict(_FASHION, chapter="03_beta_sweep")]),
     "05_fid": dict(  # images per model × sampler and per real set, each reference capped at its test split's size:
-        # n_classifier for the domain-classifier FID (every model and training seed); Inception (≈ 0.07 s/image on a
-        # 2-core CPU) on the full-data references only: FID∞ up to n_inception_max, and the FID at n for each
+        # n_classifier for the domain-classifier FID (every model and training seed); Inception (≈ 0.03 s/image on a
+        # 2-core CPU with AMX, 0.07 without) on the full-data references only: FID∞ up to n_inception_max, and the FID at n for each
         # configuration's first seed. n_boot / n_boot_inception: bootstrap resamples per FID. extra_seeds: training
-        # seeds added to each evaluated model (smoke: a second seed, so that the seed aggregation runs)
+        # seeds added to each evaluated model (smoke: a second seed, so that the seed aggregation runs).
+        # classifier_n_train: a stratified subset per classifier (MNIST's offline sample is smaller: all of it)
         full=dict(seed=0, n_classifier=2000, n_inception_max=500, n=256, n_boot=200, n_boot_inception=100,
-                  max_models=None, extra_seeds=[], classifier_epochs=None, classifier_n_train=None, kid_subsets=100,
+                  max_models=None, extra_seeds=[], classifier_epochs=None, classifier_n_train=20_000, kid_subsets=100,
                   n_grid=16),
         smoke=dict(n_classifier=64, n_inception_max=12, n=8, n_boot=20, n_boot_inception=10, max_models=1,
                    extra_seeds=[1], classifier_epochs=2, classifier_n_train=1000, kid_subsets=10, n_grid=8),
-        paper=dict(n_classifier=10_000, n_inception_max=10_000, n=10_000),  # each capped at the test split's size
+        paper=dict(n_classifier=10_000, n_inception_max=10_000, n=10_000, classifier_n_train=None),  # each capped at the test split's size
         runs=[]),
     "06_gmm": dict(  # seed 000: digits 1, 4, 8, an MLP VAE 784-512-256-z (one 400-wide layer
         # reaches validation SSIM 0.57-0.59 on these 1,020 images, this one ~0.60); the first latent size is the model

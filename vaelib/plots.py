@@ -26,6 +26,7 @@ from sklearn.decomposition import PCA
 
 from .data import to_float
 from .gmm import full_covariances
+from . import store
 from .store import atomic_path
 from .train import snapshot_index
 
@@ -316,14 +317,14 @@ _PNG_METADATA = {"Software": None}
 
 
 def save_fig(fig: Figure, path: str | os.PathLike, author: str | None = None, dpi: int = 120) -> Path:
-    """Write ``fig`` atomically as PNG (with ``author``'s tag, if any; ``web_png``: a palette, no metadata);
-    return the Path. The figure remembers it (``fig.saved_as``), so that the report runner can show the
-    file instead of a second copy of the image in the executed notebook."""
+    """Write ``fig`` atomically as PNG (with ``author``'s tag, if any; ``web_png``: a palette, no metadata, kept in
+    the result store by the rendered bytes); return the Path. The figure remembers it (``fig.saved_as``), so that
+    the report runner can show the file instead of a second copy of the image in the executed notebook."""
     _sign(fig, author)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata=_PNG_METADATA)
     with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(web_png(buf.getvalue()))
+        Path(tmp).write_bytes(store.cached(web_png, buf.getvalue()))  # a warm run re-encodes nothing
     fig.saved_as = Path(path).absolute()
     return Path(path)
 
@@ -406,8 +407,8 @@ def gif_bytes(frames: Sequence[np.ndarray], fps: float = 5, hold_s: float = 0.0)
 
 def save_bytes(data: bytes, path: str | os.PathLike) -> Path:
     """Write ``data`` (e.g. GIF bytes from the store) to ``path`` atomically; return the Path.
-    A GIF is written as ``web_gif`` re-encodes it: the same frames and timing, fewer bytes."""
-    data = web_gif(data) if data[:6] in (b"GIF87a", b"GIF89a") else data
+    A GIF is written as ``web_gif`` re-encodes it (kept in the result store): the same frames and timing, fewer bytes."""
+    data = store.cached(web_gif, data) if data[:6] in (b"GIF87a", b"GIF89a") else data
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     return Path(path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,30 @@ def default_device() -> torch.device:
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     return default_device() if device in (None, "auto") else torch.device(device)
+
+
+PRECISIONS = ("float32", "bfloat16", "auto")
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX: Linux's `amx_bf16` flag) for oneDNN."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return torch.backends.mkldnn.is_available() and re.search(r"^flags\s*:.*\bamx_bf16\b", flags, re.M) is not None
+
+
+def resolve_precision(precision: str, device: str | torch.device | None = None) -> str:
+    """"auto" → "bfloat16" where ``device`` computes it natively (a CPU with AMX, a CUDA GPU that supports it),
+    else "float32"; "float32" and "bfloat16" as they are; anything else is an InputError."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r}: unknown; expected one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    device = resolve_device(device)
+    native = cpu_has_amx() if device.type == "cpu" else device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return "bfloat16" if native else "float32"
 
 
 def progress_enabled(progress: bool | None = None) -> bool:
@@ -172,13 +197,15 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
         progress: bool | None = None, train_y: torch.Tensor | None = None, val_y: torch.Tensor | None = None,
         perceptual: float = 0.0, perceptual_net: torch.nn.Module | None = None, adversarial: float = 0.0,
         adv_warmup: int = 0, adv_loss: str = "hinge", adv_adaptive: bool = True,
-        resume_from: str | Path | None = None, checkpoint_every: int = 1) -> list[dict]:
+        resume_from: str | Path | None = None, checkpoint_every: int = 1, precision: str = "float32") -> list[dict]:
     """Train ``model`` with Adam (PyTorch's fused kernel where there is one) on the negative β-ELBO;
     return the per-epoch history: ``train_total/recon/kl`` (running means), ``val_total/recon/kl``
     (z sampled with a fixed seed; ``val_mse/psnr/ssim`` too with ``val_metrics``) and ``seconds``.
     ``patience`` > 0: stop once validation −ELBO has not improved for that many epochs and keep the
     best epoch's weights (early stopping; needs ``val_x``); 0 trains every epoch and keeps the last.
-    ``train_y``/``val_y``: class labels, for a conditional model.
+    ``train_y``/``val_y``: class labels, for a conditional model. ``precision`` "bfloat16": the training forward
+    passes under bfloat16 autocast (float32 weights, optimiser and losses; ~1.3× faster for the conv VAE on a CPU
+    with AMX); "auto": ``resolve_precision``. Evaluation is float32 either way.
 
     Against blurry outputs the generator's loss adds ``perceptual`` × ``perceptual_distance(perceptual_net, ...)``
     and, with ``adversarial`` > 0, ``adversarial`` × (VQGAN's adaptive weight, if ``adv_adaptive``) × the
@@ -199,6 +226,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
         raise InputError(f"perceptual {perceptual}: no perceptual_net; expected a feature network "
                          "(fid.perceptual_network)")
     device = resolve_device(device)
+    bf16 = resolve_precision(precision, device) == "bfloat16"
     model.to(device)
     x, y = train_x.to(device), None if train_y is None else train_y.to(device)
     fused = device.type in ("cpu", "cuda") or None
@@ -215,7 +243,8 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
     net = perceptual_net.to(device) if perceptual else None
     settings = {"likelihood": likelihood, "beta": beta, "batch_size": batch_size, "lr": lr, "seed": seed,
                 "perceptual": perceptual, "perceptual_net": getattr(net, "name", None), "adversarial": adversarial,
-                "adv_warmup": adv_warmup, "adv_loss": adv_loss, "adv_adaptive": adv_adaptive}
+                "adv_warmup": adv_warmup, "adv_loss": adv_loss, "adv_adaptive": adv_adaptive,
+                **({"precision": "bfloat16"} if bf16 else {})}  # (float32: as checkpoints before the setting)
     names = ["total", "recon", "kl", *(["perceptual"] if perceptual else []),
              *(["adversarial", "adv_weight", "discriminator"] if adversarial else [])]
     best: dict | None = None  # early stopping: {"epoch", "val_total", "state"} of the best epoch so far
@@ -250,7 +279,9 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor | None = None, *,
         sums = torch.zeros(len(names), dtype=torch.float64, device=device)
         for idx in batches(torch.arange(len(x), device=device), batch_size, shuffle=True, generator=shuffle_gen):
             xb, yb = x.index_select(0, idx), None if y is None else y.index_select(0, idx)
-            out, mu, logvar = model(xb, generator=noise_gen, y=yb)
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                out, mu, logvar = model(xb, generator=noise_gen, y=yb)
+            out, mu, logvar = out.float(), mu.float(), logvar.float()  # the losses in float32
             terms = elbo_terms(out, xb, mu, logvar, beta, likelihood)
             loss, on = terms["total"], adversarial and st.step >= adv_warmup
             pixels = model.to_pixels(out) if perceptual or adversarial else None
@@ -328,6 +359,7 @@ class RunConfig:
     adv_warmup: int = 0  # optimiser steps before the adversarial terms start
     adv_loss: str = "hinge"  # or "least-squares"
     adv_adaptive: bool = True  # adversarial weight × VQGAN's adaptive weight
+    precision: str = "float32"  # of training's forward passes: or "bfloat16" (autocast), "auto" (resolve_precision)
     seed: int = 0
     val_fraction: float = 0.1
     n_train: int | None = None  # stratified subset of the training split (None = all)
@@ -466,7 +498,8 @@ def _train(cfg: RunConfig, train: ImageSet, val: ImageSet, test: ImageSet, check
                   device=device, callbacks=callbacks, checkpoint_path=checkpoint, val_metrics=True,
                   patience=cfg.patience, progress=progress, train_y=_labels(cfg, train), val_y=_labels(cfg, val),
                   perceptual=cfg.perceptual, perceptual_net=perceptual_net, adversarial=cfg.adversarial,
-                  adv_warmup=cfg.adv_warmup, adv_loss=cfg.adv_loss, adv_adaptive=cfg.adv_adaptive, resume_from=resume)
+                  adv_warmup=cfg.adv_warmup, adv_loss=cfg.adv_loss, adv_adaptive=cfg.adv_adaptive, resume_from=resume,
+                  precision=cfg.precision)
     ev = evaluate(model, to_float(test.images), beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed + 3,
                   image_metrics=True, y=_labels(cfg, test))
     metrics = {**{f"test_{k}": v for k, v in ev.items()}, "train_seconds": time.perf_counter() - t0,
@@ -508,13 +541,15 @@ def train_or_load(cfg: RunConfig, device: str | torch.device | None = None, prog
     ``resume_from``: the config of an earlier run (trained or loaded first) that differs only in ``LENGTH``;
     this run continues its training, so its curves continue that run's (e.g. 10 epochs, then 20 resumed).
     ``perceptual_net``: the feature network of the perceptual term (default ``fid.perceptual_network(cfg.dataset)``)."""
-    data = load_run_data(cfg)
     device = resolve_device(device)
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))  # "auto": this machine's
+    data = load_run_data(cfg)
     net, earlier = None, None
     if cfg.perceptual:
         from .fid import perceptual_network  # (fid imports this module)
         net = (perceptual_net or perceptual_network(cfg.dataset, device)).to(device)
     if resume_from is not None:
+        resume_from = dataclasses.replace(resume_from, precision=resolve_precision(resume_from.precision, device))
         diff = [f"{f.name} {getattr(resume_from, f.name)!r} there, {getattr(cfg, f.name)!r} here"
                 for f in dataclasses.fields(cfg) if f.name not in LENGTH
                 and getattr(resume_from, f.name) != getattr(cfg, f.name)]
