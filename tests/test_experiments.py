@@ -93,7 +93,7 @@ def test_output_and_store_folders(project, monkeypatch):
 def test_paper_profile_is_full_data_5_seeds_the_seeds_epochs_and_n_10000_for_the_fids(monkeypatch):
     paper, full = experiments.settings("05_fid", "paper"), experiments.settings("05_fid", "full")
     assert (paper.n_classifier, paper.n_inception_max, paper.n) == (10_000, 10_000, 10_000)
-    assert (paper.classifier_n_train, full.classifier_n_train) == (None, 20_000)  # paper: all training images
+    assert (paper.classifier_n_train, full.classifier_n_train) == (None, 30_000)  # paper: all training images
     sizes = ("profile", "n_classifier", "n_inception_max", "n", "classifier_n_train")
     assert {k: v for k, v in vars(paper).items() if k not in sizes} == {k: v for k, v in vars(full).items() if k not in sizes}
     table, full_table = experiments.run_table("paper"), experiments.run_table("full")

@@ -167,6 +167,26 @@ def test_bootstrap_ci_of_a_constant_score_is_that_score():
         assert metrics.bootstrap_ci(accuracy_score, y, y, n_resamples=100) == (1.0, 1.0)
 
 
+def test_bootstrap_ci_of_a_library_statistic_is_kept_in_the_store(monkeypatch):
+    import functools
+
+    import scipy.stats
+
+    y, p = _predictions(120, seed=5)
+    macro = functools.partial(f1_score, average="macro")
+    first = metrics.bootstrap_ci(macro, y, p, n_resamples=50)
+    calls = []
+    real = scipy.stats.bootstrap
+    monkeypatch.setattr(scipy.stats, "bootstrap", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert metrics.bootstrap_ci(macro, y, p, n_resamples=50) == first and not calls  # loaded
+    assert metrics.bootstrap_ci(functools.partial(f1_score, average="micro"), y, p, n_resamples=50) != first and calls
+    n = len(calls)
+    metrics.bootstrap_ci(lambda a, b: f1_score(a, b, average="macro"), y, p, n_resamples=50)
+    metrics.bootstrap_ci(lambda a, b: f1_score(a, b, average="macro"), y, p, n_resamples=50)
+    assert len(calls) == n + 2  # a lambda has no stable name: computed every time
+    assert metrics._statistic_name(_accuracy) is None and metrics._statistic_name(np.mean).startswith("numpy.mean ")
+
+
 def test_bootstrap_ci_rejects_bad_input():
     y, p = _predictions(20)
     cases = [((y, p[:-1]), r"\(20,\), \(19,\)"), ((y[:0], p[:0]), r"\(0,\)"), ((y[:1], p[:1]), "at least 2"),

@@ -68,7 +68,7 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         # seeds added to each evaluated model (smoke: a second seed, so that the seed aggregation runs).
         # classifier_n_train: a stratified subset per classifier (MNIST's offline sample is smaller: all of it)
         full=dict(seed=0, n_classifier=2000, n_inception_max=500, n=256, n_boot=200, n_boot_inception=100,
-                  max_models=None, extra_seeds=[], classifier_epochs=None, classifier_n_train=20_000, kid_subsets=100,
+                  max_models=None, extra_seeds=[], classifier_epochs=None, classifier_n_train=30_000, kid_subsets=100,
                   n_grid=16),
         smoke=dict(n_classifier=64, n_inception_max=12, n=8, n_boot=20, n_boot_inception=10, max_models=1,
                    extra_seeds=[1], classifier_epochs=2, classifier_n_train=1000, kid_subsets=10, n_grid=8),

@@ -3,11 +3,14 @@
 Images are float (N, 1, H, W) or (N, H, W) tensors in [0, data_range]; per-image metrics return an (N,)
 float32 tensor on the input's device. SSIM is scikit-image's ``structural_similarity(gaussian_weights=True,
 sigma=1.5, use_sample_covariance=False)``: 11-tap Gaussian window, K1=0.01, K2=0.03, valid region only.
-``bootstrap_ci``: a confidence interval of any score over items (e.g. accuracy over test images).
+``bootstrap_ci``: a confidence interval of any score over items (e.g. accuracy over test images), kept in the
+result store when the statistic has a stable name.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import store
 from .errors import InputError
 
 __all__ = ["mse", "psnr", "ssim", "sharpness", "diversity", "silhouette", "bootstrap_ci", "seed_summary", "apart"]
@@ -115,9 +119,8 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, n_resamples: int
     items (the entries of 1-D arrays of one length) are resampled together. BCa of ``scipy.stats.bootstrap``: unlike
     the percentile interval it corrects for the skew of scores near 1 and for the bias of resampled ARI (duplicated
     items always agree). Where BCa is undefined (every resample scores the same, e.g. all predictions correct): the
-    percentile interval of the same resamples."""
-    from scipy.stats import DegenerateDataWarning, bootstrap
-
+    percentile interval of the same resamples. Kept in the result store, keyed by the arrays, the settings and
+    the statistic's name (``_statistic_name``); a lambda or a notebook's own function is computed every time."""
     data = [np.asarray(a) for a in arrays]
     shapes = [a.shape for a in data]
     if not data or any(len(s) != 1 for s in shapes) or len(set(shapes)) > 1 or shapes[0][0] < 2:
@@ -125,6 +128,31 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, n_resamples: int
     if not 0 < confidence < 1 or n_resamples < 1:
         raise InputError(f"confidence {confidence}, n_resamples {n_resamples}; expected 0 < confidence < 1, "
                          "n_resamples >= 1")
+    name = _statistic_name(statistic)
+    compute = lambda: _bootstrap(statistic, data, n_resamples, confidence, seed)
+    if name is None:
+        return compute()
+    key = store.key(_bootstrap, name, data, n_resamples, confidence, seed)
+    return tuple(store.compute(key, f"{__name__}.bootstrap_ci", compute)[0])
+
+
+def _statistic_name(statistic: Callable) -> str | None:
+    """What identifies ``statistic`` in a store key: module.qualname with its package's version (vaelib's own: its
+    code digest), a partial's arguments too; None (not cached) for a lambda, a local function, or one of a module
+    without a version (a notebook's, a script's), whose code may change under the same name."""
+    if isinstance(statistic, functools.partial):
+        inner = _statistic_name(statistic.func)
+        return inner and f"{inner}(*{statistic.args!r}, **{dict(sorted(statistic.keywords.items()))!r})"
+    module, name = getattr(statistic, "__module__", None) or "", getattr(statistic, "__qualname__", "<?>")
+    package = module.split(".")[0]
+    version = store.code_digest(statistic) if package == "vaelib" else getattr(sys.modules.get(package), "__version__", "")
+    return f"{module}.{name} {version}" if version and "<" not in name else None
+
+
+def _bootstrap(statistic: Callable[..., float], data: list[np.ndarray], n_resamples: int, confidence: float,
+               seed: int) -> tuple[float, float]:
+    from scipy.stats import DegenerateDataWarning, bootstrap
+
     kw = dict(paired=True, vectorized=False, confidence_level=confidence)
     with warnings.catch_warnings(action="ignore", category=DegenerateDataWarning), np.errstate(invalid="ignore"):
         res = bootstrap(data, statistic, n_resamples=n_resamples, rng=seed, **kw)
