@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from train_speed import _timed, matmul_flops_per_s
 
 from vaelib import fid
+from vaelib.train import cpu_has_amx
 from vaelib.data import load_dataset, to_float
 
 
@@ -74,7 +75,7 @@ def main() -> None:
         print(f"{name:>40}: {r:6.2f} images/s  {r / base:5.2f}×  {r * flops / 1e9:6.1f} GFLOP/s  "
               f"= {100 * r * flops / peak:5.1f} % of a 2048² matmul ({peak / 1e9:.1f} GFLOP/s)")
     print(f"{flops / 1e9:.2f} GFLOP per image (2 per multiply-add), so 25 images/s would take "
-          f"{25 * flops / 1e9:.0f} GFLOP/s = {25 * flops / peak:.2f}× the matmul's; AMX here: {fid.cpu_has_amx()}")
+          f"{25 * flops / 1e9:.0f} GFLOP/s = {25 * flops / peak:.2f}× the matmul's; AMX here: {cpu_has_amx()}")
     ref, *_ = feats[next(iter(feats))]
     scale = abs(ref).max()
     sets = {"real vs real": other, "real vs noisy": noisy, "real vs blurred": blurred}

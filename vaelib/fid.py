@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from vaelib import data, store
 from vaelib.errors import InputError
-from vaelib.train import cpu_has_amx, progress_enabled, resolve_device
+from vaelib.train import progress_enabled, resolve_device, resolve_precision
 
 
 def _as_pair(a, b, min_n: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -254,13 +254,12 @@ class InceptionExtractor(FeatureExtractor):
     AMX, else float32 (and float32 on GPUs, as shipped). The name says which, so tables do too."""
 
     def __init__(self, device: str | torch.device = "cpu", precision: str = "auto"):
-        if precision not in ("auto", "float32", "bfloat16"):
-            raise InputError(f"precision {precision!r}: unknown; expected 'auto', 'float32' or 'bfloat16'")
         self.device = torch.device(device)
         on_cpu = self.device.type == "cpu"
-        if precision == "auto":
-            precision = "bfloat16" if on_cpu and cpu_has_amx() else "float32"
-        self.precision, self.dtype = precision, getattr(torch, precision)
+        if precision == "auto" and not on_cpu:
+            precision = "float32"  # a GPU is fast enough as shipped
+        self.precision = resolve_precision(precision, self.device)
+        self.dtype = getattr(torch, self.precision)
         self.name, self.dim = "inception-v3-pool3" + ("-bf16" if precision == "bfloat16" else ""), 2048
         model, path = inception_model(self.device), inception_model_path()
         self.model, self.batch_size = (optimize_for_cpu(model, self.dtype), 8) if on_cpu else (model, 64)  # 8: fastest on 2 cores
