@@ -395,7 +395,9 @@ def test_inception_bfloat16_stays_close_to_float32(inception, inception_bf16):
     pair = fid.fid_from_features(want[:3], want[3:])
     assert fid.fid_from_features(got[:3], got[3:]) == pytest.approx(pair, rel=0.05)
     assert inception_bf16.name.endswith("-bf16") and inception_bf16.store_key != inception.store_key
-    assert fid.InceptionExtractor().precision == ("bfloat16" if train.cpu_has_amx() else "float32")
+    auto = fid.InceptionExtractor()
+    assert auto.precision == ("bfloat16" if train.cpu_has_amx() else "float32")
+    assert auto.name.endswith("-bf16") == train.cpu_has_amx()
     with pytest.raises(InputError, match="precision 'half'"):
         fid.InceptionExtractor(precision="half")
 

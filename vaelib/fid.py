@@ -260,7 +260,7 @@ class InceptionExtractor(FeatureExtractor):
             precision = "float32"  # a GPU is fast enough as shipped
         self.precision = resolve_precision(precision, self.device)
         self.dtype = getattr(torch, self.precision)
-        self.name, self.dim = "inception-v3-pool3" + ("-bf16" if precision == "bfloat16" else ""), 2048
+        self.name, self.dim = "inception-v3-pool3" + ("-bf16" if self.precision == "bfloat16" else ""), 2048
         model, path = inception_model(self.device), inception_model_path()
         self.model, self.batch_size = (optimize_for_cpu(model, self.dtype), 8) if on_cpu else (model, 64)  # 8: fastest on 2 cores
         self.store_key = f"{self.name} {data.sha256_file(path)} {store.code_digest(InceptionExtractor)}"
